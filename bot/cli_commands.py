@@ -1,0 +1,229 @@
+"""The operator CLI verbs. Each prints one clear line per outcome and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+
+from bot.connect import ConnectRequest, InvalidSecret
+from bot.deps import Deps, build_deps, fallback_credentials
+from bot.refold.client import RefoldClient, make_http_client
+from bot.refold.credentials import AuthKind
+from bot.refold.errors import DisallowedBaseUrl, RefoldError
+from bot.refold.ids import InvalidExecutionId, InvalidLinkedAccount, normalize_execution_id
+from bot.render.blocks import render_execution
+from bot.render.messages import describe_error
+from bot.render.terminal import execution_summary
+from bot.settings import Settings, SettingsError
+from bot.store.credentials import Scope
+from bot.store.errors import CorruptCredentials, NotConnected, StoreUnavailable
+from bot.store.redis import ping
+from bot.workspace import Workspace
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def read_secret_from_stdin() -> SecretStr:
+    if sys.stdin.isatty():
+        import getpass
+
+        return SecretStr(getpass.getpass("Refold API key or session token: ").strip())
+    return SecretStr(sys.stdin.read().strip())
+
+
+def auth_kind(args: argparse.Namespace) -> AuthKind:
+    return AuthKind.SESSION_TOKEN if args.session_token else AuthKind.API_KEY
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+USER_ERRORS = (
+    InvalidExecutionId,
+    InvalidLinkedAccount,
+    RefoldError,
+    NotConnected,
+    CorruptCredentials,
+    StoreUnavailable,
+    DisallowedBaseUrl,
+    InvalidSecret,
+)
+
+
+def _plain(text: str) -> str:
+    """Slack-formatted message -> terminal text."""
+    for code in (
+        ":warning: ",
+        ":mag: ",
+        ":lock: ",
+        ":hourglass: ",
+        ":satellite_antenna: ",
+        ":boom: ",
+        ":jigsaw: ",
+        ":no_entry_sign: ",
+        ":electric_plug: ",
+        ":floppy_disk: ",
+    ):
+        text = text.replace(code, "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _fail(exc: BaseException) -> int:
+    print(f"error: {_plain(describe_error(exc))}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _deps(settings: Settings) -> Deps:
+    settings.require_credentials_key()
+    return build_deps(settings)
+
+
+def _scope(args: argparse.Namespace) -> tuple[Scope, str]:
+    return (Scope.ENTERPRISE, args.enterprise) if args.enterprise else (Scope.TEAM, args.team)
+
+
+async def lookup(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        execution_id = normalize_execution_id(args.execution_id)
+    except InvalidExecutionId as exc:
+        return _fail(exc)
+    try:
+        if args.team or args.enterprise:
+            deps = _deps(settings)
+            try:
+                result = await deps.lookup.lookup(
+                    Workspace(args.team, args.enterprise), execution_id, args.linked_account
+                )
+            finally:
+                await deps.aclose()
+            execution, account = result.execution, result.linked_account_id
+        else:
+            creds = fallback_credentials(settings)
+            if creds is None:
+                print(
+                    "error: no credentials: set REFOLD_API_KEY and REFOLD_LINKED_ACCOUNT_ID, "
+                    "or pass --team for a connected workspace",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            async with make_http_client(settings.refold_timeout_seconds) as http:
+                execution = await RefoldClient(http).get_execution(creds, execution_id, args.linked_account)
+            account = creds.effective_linked_account(args.linked_account)
+    except USER_ERRORS as exc:
+        return _fail(exc)
+    if args.json:
+        card = render_execution(execution, now=datetime.now(UTC), linked_account_id=account, shareable=True)
+        print_json({"text": card.text, "blocks": card.blocks})
+    else:
+        print(execution_summary(execution))
+    return 0
+
+
+async def connect(args: argparse.Namespace, settings: Settings) -> int:
+    scope, scope_id = _scope(args)
+    secret = read_secret_from_stdin()
+    deps = _deps(settings)
+    try:
+        request = ConnectRequest(
+            scope, scope_id, auth_kind(args), secret, args.linked_account, args.base_url, connected_by="cli"
+        )
+        record = deps.connect.prepare(request)
+        await deps.connect.verify(record)
+        await deps.connect.save(request, record)
+    except (InvalidSecret, InvalidLinkedAccount, DisallowedBaseUrl) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except USER_ERRORS as exc:
+        print("Refold did not accept the credentials; nothing was saved.", file=sys.stderr)
+        return _fail(exc)
+    finally:
+        await deps.aclose()
+    print(f"connected {scope.value} {scope_id} (linked account {record.linked_account_id or '–'})")
+    return 0
+
+
+async def disconnect(args: argparse.Namespace, settings: Settings) -> int:
+    scope, scope_id = _scope(args)
+    deps = _deps(settings)
+    try:
+        removed = await deps.connect.disconnect(scope, scope_id)
+    except StoreUnavailable as exc:
+        return _fail(exc)
+    finally:
+        await deps.aclose()
+    print(
+        f"disconnected {scope.value} {scope_id}" if removed else f"{scope.value} {scope_id} was not connected"
+    )
+    return 0
+
+
+async def rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
+    deps = _deps(settings)
+    try:
+        rotated, unreadable = await deps.credentials.rotate_all()
+    except StoreUnavailable as exc:
+        return _fail(exc)
+    finally:
+        await deps.aclose()
+    print(f"re-encrypted {rotated} records under the newest key; {unreadable} unreadable")
+    return EXIT_FAILED if unreadable else 0
+
+
+async def check(args: argparse.Namespace, settings: Settings) -> int:
+    ok = True
+
+    def line(name: str, passed: bool, detail: str) -> None:
+        nonlocal ok
+        ok = ok and passed
+        print(f"{'ok  ' if passed else 'FAIL'} {name}: {detail}")
+
+    try:
+        settings.require_serve()
+        line("settings", True, "complete")
+    except SettingsError as exc:
+        line("settings", False, str(exc))
+    try:
+        settings.require_credentials_key()
+    except SettingsError as exc:
+        line("credentials key", False, str(exc))
+        return EXIT_FAILED
+    deps = build_deps(settings)
+    try:
+        line("redis", await ping(deps.redis), "answers PING" if await ping(deps.redis) else "not answering")
+        line(*await _check_slack(settings))
+        creds = fallback_credentials(settings)
+        if creds is None:
+            line("refold", True, "no fallback credentials set; workspaces connect their own")
+        else:
+            try:
+                await deps.refold.list_executions(creds, limit=1)
+                line("refold", True, f"fallback credentials accepted by {settings.refold_api_url}")
+            except RefoldError as exc:
+                line("refold", False, _plain(describe_error(exc)))
+    finally:
+        await deps.aclose()
+    return 0 if ok else EXIT_FAILED
+
+
+async def _check_slack(settings: Settings) -> tuple[str, bool, str]:
+    if settings.slack_bot_token is None:
+        return "slack", True, "OAuth mode: tokens come from installations"
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    try:
+        auth = await client.auth_test()
+        return "slack", True, f"auth.test ok as {auth.get('user')} in {auth.get('team')}"
+    except SlackApiError as exc:
+        return "slack", False, f"auth.test failed: {exc.response.get('error')}"
+    except Exception as exc:  # network failures of any kind
+        return "slack", False, f"auth.test failed: {type(exc).__name__}"

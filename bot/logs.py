@@ -1,0 +1,92 @@
+"""Logging: every line carries the request ID and workspace, and known secrets are scrubbed."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterable
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+team_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("team_id", default="-")
+
+# Slack tokens and Fernet-looking blobs are scrubbed even when nobody registered them.
+_TOKEN_PATTERN = re.compile(r"\b(xox[abposr]-[0-9A-Za-z-]{8,}|xapp-[0-9A-Za-z-]{8,})")
+
+
+class SecretScrubber(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def register(self, secrets: Iterable[str | None]) -> None:
+        for secret in secrets:
+            # Very short values would scrub ordinary words; they are not real secrets anyway.
+            if secret and len(secret) >= 6:
+                self._secrets.add(secret)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return _TOKEN_PATTERN.sub("[redacted]", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.team_id = team_id_var.get()
+        message = record.getMessage()
+        scrubbed = self.scrub(message)
+        if record.exc_info:
+            # Tracebacks are formatted later; pre-render and scrub them here so nothing escapes.
+            formatted = logging.Formatter().formatException(record.exc_info)
+            scrubbed = f"{scrubbed}\n{self.scrub(formatted)}"
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = scrubbed
+        record.args = None
+        return True
+
+
+scrubber = SecretScrubber()
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+                "level": record.levelname,
+                "logger": record.name,
+                "request_id": getattr(record, "request_id", "-"),
+                "team_id": getattr(record, "team_id", "-"),
+                "message": record.getMessage(),
+            }
+        )
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s team=%(team_id)s] %(message)s"
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str | None] = ()) -> None:
+    scrubber.register(secrets)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(scrubber)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Library loggers log request URLs and headers at DEBUG; keep them at WARNING.
+    for noisy in ("httpx", "httpcore", "slack_sdk", "slack_bolt", "asyncio", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def bind_request(team_id: str | None, request_id: str | None = None) -> None:
+    request_id_var.set(request_id or new_request_id())
+    team_id_var.set(team_id or "-")

@@ -1,0 +1,268 @@
+"""Async Refold API client over one shared, pooled httpx.AsyncClient.
+
+Retry policy: at most `attempts` tries (default 3) inside a total budget, with jittered exponential
+backoff, and only for failures that a retry can fix: 429, 502/503/504, connect errors and timeouts.
+Everything else is mapped to a typed RefoldError at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import stamina
+from pydantic import ValidationError
+
+from bot.refold.credentials import RefoldCredentials
+from bot.refold.errors import (
+    MalformedResponse,
+    NotFound,
+    RateLimited,
+    RefoldError,
+    RequestRejected,
+    Unauthorized,
+    Unreachable,
+    UpstreamError,
+)
+from bot.refold.ids import normalize_execution_id
+from bot.refold.models import Execution
+
+log = logging.getLogger(__name__)
+
+EXECUTION_PATH = "/api/v2/public/execution"
+USER_AGENT = "refold-execution-bot/0.1"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3
+    total_seconds: float = 15.0
+    wait_initial: float = 0.2
+    wait_max: float = 2.0
+    wait_jitter: float = 0.3
+
+
+def make_http_client(timeout_seconds: float) -> httpx.AsyncClient:
+    """The process-wide pool. Redirects are never followed, so a 3xx cannot lead us off Refold."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_seconds, connect=min(3.0, timeout_seconds)),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
+        follow_redirects=False,
+        headers={"user-agent": USER_AGENT, "accept": "application/json"},
+    )
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, RateLimited | Unreachable):
+        return True
+    return isinstance(exc, UpstreamError) and exc.transient
+
+
+_JSONISH_FIELD = r'"{name}"\s*:\s*"((?:[^"\\]|\\.)*)"'
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _field_from_text(body: str, name: str) -> str | None:
+    # The documented legacy 401 example is not valid JSON (a comma is missing), so fields are
+    # recovered one by one when json.loads gives up.
+    match = re.search(_JSONISH_FIELD.format(name=re.escape(name)), body)
+    if not match:
+        return None
+    try:
+        return json.loads(f'"{match.group(1)}"')
+    except ValueError:
+        return match.group(1)
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    message: str | None
+    error_code: str | None
+    request_id: str | None
+
+
+def parse_error_body(response: httpx.Response) -> ErrorBody:
+    text = response.text[:20_000] if response.content else ""
+    header_request_id = response.headers.get("x-request-id")
+    data: Any = None
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        message = data.get("message")
+        code = data.get("error_code") or data.get("error") or data.get("http_error_type")
+        request_id = data.get("request_id") or header_request_id
+        return ErrorBody(
+            message=str(message)[:500] if message is not None else None,
+            error_code=str(code)[:100] if code is not None else None,
+            request_id=str(request_id)[:100] if request_id is not None else None,
+        )
+    message = _field_from_text(text, "message")
+    code = _field_from_text(text, "error_code") or _field_from_text(text, "error")
+    request_id = _field_from_text(text, "request_id") or header_request_id
+    if message is None and "<" in text:
+        title = _TITLE.search(text)
+        message = (title.group(1) if title else _TAGS.sub(" ", text)).strip()
+        message = " ".join(message.split())[:200] or None
+    return ErrorBody(message=message, error_code=code, request_id=request_id)
+
+
+def error_for_response(response: httpx.Response) -> RefoldError:
+    body = parse_error_body(response)
+    status = response.status_code
+    kwargs = {"status_code": status, "error_code": body.error_code, "request_id": body.request_id}
+    if status == 404:
+        return NotFound(body.message or "Execution not found", **kwargs)
+    if status in (401, 403):
+        return Unauthorized(body.message or "Refold did not accept the credentials", **kwargs)
+    if status == 429:
+        return RateLimited(body.message or "Refold's rate limit was reached", **kwargs)
+    if status >= 500:
+        return UpstreamError(body.message or f"Refold answered HTTP {status}", **kwargs)
+    return RequestRejected(body.message or f"Refold answered HTTP {status}", **kwargs)
+
+
+class RefoldClient:
+    def __init__(self, http: httpx.AsyncClient, retry: RetryPolicy | None = None) -> None:
+        self._http = http
+        self._retry = retry or RetryPolicy()
+
+    async def get_execution(
+        self, creds: RefoldCredentials, execution_id: str, linked_account_id: str | None = None
+    ) -> Execution:
+        canonical = normalize_execution_id(execution_id)
+        data = await self._call_json(
+            "GET", creds, f"{EXECUTION_PATH}/{quote(canonical, safe='')}", linked_account_id
+        )
+        if not isinstance(data, dict):
+            raise MalformedResponse("Refold returned an execution that is not a JSON object")
+        try:
+            execution = Execution.model_validate(data)
+        except ValidationError as exc:
+            raise MalformedResponse(
+                f"Refold returned an execution in an unexpected shape ({exc.error_count()} problems)"
+            ) from None
+        if execution.id is None:
+            execution = execution.model_copy(update={"id": canonical})
+        return execution
+
+    async def list_executions(
+        self,
+        creds: RefoldCredentials,
+        *,
+        limit: int = 10,
+        page: int = 1,
+        linked_account_id: str | None = None,
+    ) -> dict[str, Any]:
+        data = await self._call_json(
+            "GET", creds, EXECUTION_PATH, linked_account_id, params={"page": page, "limit": limit}
+        )
+        if not isinstance(data, dict):
+            raise MalformedResponse("Refold returned an execution list that is not a JSON object")
+        return data
+
+    async def rerun_execution(
+        self, creds: RefoldCredentials, execution_id: str, linked_account_id: str | None = None
+    ) -> dict[str, Any]:
+        canonical = normalize_execution_id(execution_id)
+        data = await self._call_json("POST", creds, f"{EXECUTION_PATH}/{canonical}/rerun", linked_account_id)
+        return data if isinstance(data, dict) else {}
+
+    async def stop_execution(
+        self, creds: RefoldCredentials, execution_id: str, linked_account_id: str | None = None
+    ) -> dict[str, Any]:
+        canonical = normalize_execution_id(execution_id)
+        data = await self._call_json("POST", creds, f"{EXECUTION_PATH}/{canonical}/stop", linked_account_id)
+        return data if isinstance(data, dict) else {}
+
+    async def _call_json(
+        self,
+        method: str,
+        creds: RefoldCredentials,
+        path: str,
+        linked_account_id: str | None,
+        *,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        response = await self._send_with_retries(method, creds, path, linked_account_id, params)
+        if not response.content:
+            raise MalformedResponse("Refold answered with an empty body", status_code=response.status_code)
+        try:
+            return response.json()
+        except ValueError:
+            raise MalformedResponse(
+                "Refold answered with something that is not JSON",
+                status_code=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+            ) from None
+
+    async def _send_with_retries(
+        self,
+        method: str,
+        creds: RefoldCredentials,
+        path: str,
+        linked_account_id: str | None,
+        params: dict[str, Any] | None,
+    ) -> httpx.Response:
+        policy = self._retry
+        url = creds.base_url.rstrip("/") + path
+        headers = creds.headers(linked_account_id)
+        attempt_no = 0
+        async for attempt in stamina.retry_context(
+            on=_is_retryable,
+            attempts=policy.attempts,
+            timeout=policy.total_seconds,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        ):
+            with attempt:
+                attempt_no += 1
+                return await self._send_once(method, url, path, headers, params, attempt_no)
+        raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        headers: dict[str, str],
+        params: dict[str, Any] | None,
+        attempt_no: int,
+    ) -> httpx.Response:
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(method, url, headers=headers, params=params)
+        except httpx.TimeoutException:
+            log.warning("refold %s %s timed out (attempt %d)", method, path, attempt_no)
+            raise Unreachable("Refold did not answer in time") from None
+        except httpx.TransportError as exc:
+            log.warning(
+                "refold %s %s unreachable (attempt %d): %s", method, path, attempt_no, type(exc).__name__
+            )
+            raise Unreachable("Refold could not be reached") from None
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "refold %s %s -> %d in %.0f ms (attempt %d)",
+            method,
+            path,
+            response.status_code,
+            elapsed_ms,
+            attempt_no,
+        )
+        if response.is_success:
+            return response
+        if 300 <= response.status_code < 400:
+            raise UpstreamError(
+                f"Refold answered with a redirect (HTTP {response.status_code}), which is not followed",
+                status_code=response.status_code,
+            )
+        raise error_for_response(response)

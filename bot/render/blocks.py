@@ -1,0 +1,237 @@
+"""Execution -> Block Kit card. Pure: no I/O, no clock (the caller passes `now`).
+
+Every card stays inside Slack's limits whatever the input: at most 50 blocks (this card uses ≤ 22),
+3000 characters a section, 10 context elements, 150 characters a header. Node rendering stops as soon
+as the budget is spent, so a 5,000-node run costs about as much as a 60-node one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.refold.models import Execution, Node, NodeOutcome
+from bot.render.text import (
+    OUTCOME_MARK,
+    clip,
+    code_excerpt,
+    escape_mrkdwn,
+    format_duration_ms,
+    format_time,
+    inline,
+    plural,
+    progress_bar,
+    status_emoji,
+    utf16_len,
+)
+
+REFRESH_ACTION = "refresh_execution"
+SHARE_ACTION = "share_execution"
+CARD_ACTIONS = (REFRESH_ACTION, SHARE_ACTION)
+
+SECTION_LIMIT = 2900  # below Slack's 3000, leaving room for the code fence and a label
+HEADER_LIMIT = 150
+MAX_BLOCKS = 50
+
+
+@dataclass(frozen=True)
+class CardBudget:
+    """How much of a run to show. `smaller()` is used when Slack rejects a card as too long."""
+
+    failing_nodes: int = 3
+    excerpt_chars: int = 700
+    node_sections: int = 8
+    node_line_chars: int = 300
+
+    def smaller(self) -> CardBudget:
+        return replace(
+            self,
+            failing_nodes=max(1, self.failing_nodes - 2),
+            excerpt_chars=max(150, self.excerpt_chars // 3),
+            node_sections=max(1, self.node_sections // 3),
+            node_line_chars=max(100, self.node_line_chars // 2),
+        )
+
+
+@dataclass(frozen=True)
+class Card:
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def button_value(execution_id: str, linked_account_id: str | None) -> str:
+    """What a button carries back: the execution and linked account, never a credential."""
+    payload: dict[str, str] = {"e": execution_id}
+    if linked_account_id:
+        payload["a"] = linked_account_id
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def render_execution(
+    execution: Execution,
+    *,
+    now: datetime,
+    linked_account_id: str | None = None,
+    shareable: bool = False,
+    note: str | None = None,
+    budget: CardBudget | None = None,
+) -> Card:
+    budget = budget or CardBudget()
+    account = linked_account_id or execution.linked_account_id
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(f"{status_emoji(execution.status)} {_title(execution)}", HEADER_LIMIT)),
+        ContextBlock(elements=[MarkdownTextObject(text=t) for t in _context_items(execution, account, now)]),
+        SectionBlock(text=MarkdownTextObject(text=_summary(execution))),
+    ]
+    failing = execution.failing_nodes
+    if failing:
+        blocks.append(DividerBlock())
+        for node in failing[: budget.failing_nodes]:
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=_failing_node(node, budget))))
+        if len(failing) > budget.failing_nodes:
+            more = len(failing) - budget.failing_nodes
+            blocks.append(_context(f"…and {plural(more, 'more failing node')} (listed below)"))
+    if execution.nodes:
+        blocks.append(DividerBlock())
+        sections, shown = _node_sections(execution.nodes, budget)
+        blocks.extend(SectionBlock(text=MarkdownTextObject(text=s)) for s in sections)
+        if shown < len(execution.nodes):
+            blocks.append(_context(f"…and {plural(len(execution.nodes) - shown, 'more node')}"))
+    elif execution.known_status is not None or execution.status:
+        blocks.append(_context("Refold returned no node detail for this execution."))
+    if note:
+        blocks.append(_context(f":warning: {escape_mrkdwn(clip(note, 1500))}"))
+    buttons = _buttons(execution, account, shareable)
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    rendered = [b.to_dict() for b in blocks[:MAX_BLOCKS]]
+    return Card(text=_fallback_text(execution), blocks=rendered)
+
+
+def _title(execution: Execution) -> str:
+    name = " ".join((execution.name or "").split()) or f"Execution {execution.id or ''}".strip()
+    return f"{name} · {execution.status}"
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+
+
+def _context_items(execution: Execution, account: str | None, now: datetime) -> list[str]:
+    items = []
+    if execution.id:
+        items.append(f"`{inline(execution.id, 40)}`")
+    if execution.environment:
+        items.append(f"env *{inline(execution.environment, 40)}*")
+    if account:
+        items.append(f"linked account *{inline(account, 120)}*")
+    if execution.workflow and execution.workflow.name:
+        items.append(f"workflow *{inline(execution.workflow.name, 120)}*")
+    if execution.application and execution.application.name:
+        items.append(f"app *{inline(execution.application.name, 80)}*")
+    if execution.created_at:
+        items.append(f"created {format_time(execution.created_at)}")
+    total = execution.total_node_time_ms
+    if total is not None:
+        items.append(f"node time {format_duration_ms(total)}")
+    items.append(f"updated {now.strftime('%H:%M:%S')} UTC")
+    return items[:10]
+
+
+def tally(nodes: list[Node]) -> str:
+    counts = Counter(n.outcome for n in nodes)
+    order = [
+        NodeOutcome.OK,
+        NodeOutcome.FAILED,
+        NodeOutcome.PENDING,
+        NodeOutcome.STOPPED,
+        NodeOutcome.PARTIAL,
+        NodeOutcome.UNKNOWN,
+    ]
+    return " · ".join(f"{counts[o]} {OUTCOME_MARK[o]}" for o in order if counts[o])
+
+
+def _summary(execution: Execution) -> str:
+    parts = [f"*Status:* {inline(execution.status, 60)}"]
+    bar = progress_bar(execution.completion_percentage)
+    if bar:
+        parts.append(f"*Progress:* {bar}")
+    if execution.nodes:
+        parts.append(f"*Nodes:* {tally(execution.nodes)}")
+    if not execution.is_terminal:
+        parts.append("_Still running: press Refresh for the latest state._")
+    return "\n".join(parts)
+
+
+def _node_line(node: Node, limit: int) -> str:
+    attempts = node.attempts_made if node.attempts_made is not None else "–"
+    line = (
+        f"{OUTCOME_MARK[node.outcome]} *{inline(node.node_name or node.node_id or 'unnamed', 80)}*"
+        f" · {inline(node.node_type or '?', 40)} · {inline(node.node_status or 'unknown', 40)}"
+        f" · {attempts} att · {format_duration_ms(node.execution_time_ms)}"
+    )
+    return clip(line, limit)
+
+
+def _failing_node(node: Node, budget: CardBudget) -> str:
+    head = _node_line(node, budget.node_line_chars)
+    room = SECTION_LIMIT - utf16_len(head) - 20
+    excerpt = code_excerpt(node.latest_output, min(budget.excerpt_chars, room))
+    return f"{head}\n```{excerpt}```"
+
+
+def _node_sections(nodes: list[Node], budget: CardBudget) -> tuple[list[str], int]:
+    """Pack one line per node into sections; stop at the budget and report how many were shown."""
+    sections: list[str] = []
+    current: list[str] = []
+    used = 0
+    shown = 0
+    for node in nodes:
+        line = _node_line(node, budget.node_line_chars)
+        cost = utf16_len(line) + 1
+        if used + cost > SECTION_LIMIT:
+            sections.append("\n".join(current))
+            if len(sections) >= budget.node_sections:
+                return sections, shown
+            current, used = [], 0
+        current.append(line)
+        used += cost
+        shown += 1
+    if current:
+        sections.append("\n".join(current))
+    return sections, shown
+
+
+def _buttons(execution: Execution, account: str | None, shareable: bool) -> list[ButtonElement]:
+    if not execution.id:
+        return []
+    value = button_value(execution.id, account)
+    buttons = []
+    if not execution.is_terminal:
+        buttons.append(ButtonElement(text="Refresh", action_id=REFRESH_ACTION, value=value, style="primary"))
+    if shareable:
+        buttons.append(ButtonElement(text="Share to channel", action_id=SHARE_ACTION, value=value))
+    return buttons
+
+
+def _fallback_text(execution: Execution) -> str:
+    name = inline(execution.name or execution.id or "execution", 150)
+    pct = execution.completion_percentage
+    progress = f" ({pct:.0f}%)" if pct is not None else ""
+    failing = execution.failing_nodes
+    failing_note = f"; failing: {inline(failing[0].node_name or failing[0].node_id, 80)}" if failing else ""
+    return f"{inline(execution.status, 40)}: {name}{progress}{failing_note}"

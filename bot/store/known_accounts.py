@@ -1,0 +1,37 @@
+"""Linked accounts that earlier successful lookups used, per workspace: bounded, most recent first."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+
+from bot.store.redis import NAMESPACE, redis_errors
+
+MAX_KNOWN_ACCOUNTS = 50
+
+
+def known_accounts_key(scope_value: str, scope_id: str) -> str:
+    return f"{NAMESPACE}:linked-accounts:{scope_value}:{scope_id}"
+
+
+class KnownAccounts:
+    def __init__(self, redis: aioredis.Redis, limit: int = MAX_KNOWN_ACCOUNTS) -> None:
+        self._redis = redis
+        self._limit = limit
+
+    async def remember(self, scope_value: str, scope_id: str, linked_account_id: str) -> None:
+        key = known_accounts_key(scope_value, scope_id)
+        async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {linked_account_id: time.time()})
+            pipe.zremrangebyrank(key, 0, -self._limit - 1)
+            await pipe.execute()
+
+    async def recent(self, scope_value: str, scope_id: str) -> list[str]:
+        async with redis_errors():
+            members = await self._redis.zrevrange(known_accounts_key(scope_value, scope_id), 0, -1)
+        return [m.decode() for m in members]
+
+    async def forget_all(self, scope_value: str, scope_id: str) -> None:
+        async with redis_errors():
+            await self._redis.delete(known_accounts_key(scope_value, scope_id))

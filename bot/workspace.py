@@ -1,0 +1,66 @@
+"""Which Slack workspace a request comes from, and where its Refold credentials come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.refold.credentials import RefoldCredentials
+from bot.store.credentials import CredentialStore, Scope, StoredCredentials
+from bot.store.errors import CorruptCredentials, NotConnected
+
+NOT_CONNECTED_MESSAGE = (
+    "This workspace is not connected to Refold yet. A workspace admin can run `/execution connect`."
+)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    team_id: str | None
+    enterprise_id: str | None = None
+
+    def scopes(self) -> list[tuple[Scope, str]]:
+        """Most specific first: a workspace's own connection overrides its org's."""
+        found: list[tuple[Scope, str]] = []
+        if self.team_id:
+            found.append((Scope.TEAM, self.team_id))
+        if self.enterprise_id:
+            found.append((Scope.ENTERPRISE, self.enterprise_id))
+        return found
+
+    @property
+    def label(self) -> str:
+        return self.team_id or self.enterprise_id or "-"
+
+
+@dataclass(frozen=True)
+class ResolvedCredentials:
+    credentials: RefoldCredentials
+    scope: Scope | None  # None: the operator's env fallback
+    scope_id: str | None
+    record: StoredCredentials | None
+
+
+class CredentialResolver:
+    """Stored workspace credentials, then the org's, then the env fallback, else NotConnected."""
+
+    def __init__(
+        self, store: CredentialStore, default_base_url: str, fallback: RefoldCredentials | None = None
+    ) -> None:
+        self._store = store
+        self._default_base_url = default_base_url
+        self._fallback = fallback
+
+    async def resolve(self, workspace: Workspace) -> ResolvedCredentials:
+        for scope, scope_id in workspace.scopes():
+            record = await self._store.load(scope, scope_id)
+            if record is None:
+                continue
+            if record.expired:
+                raise CorruptCredentials(
+                    "The Refold session token for this workspace has expired. "
+                    "A workspace admin can run `/execution connect` to connect again."
+                )
+            return ResolvedCredentials(record.to_refold(self._default_base_url), scope, scope_id, record)
+        if self._fallback is not None:
+            return ResolvedCredentials(self._fallback, None, None, None)
+        raise NotConnected(NOT_CONNECTED_MESSAGE)

@@ -1,0 +1,354 @@
+"""A loopback Refold API that follows the documented contract (shared/refold-api/).
+
+Executions are programmable in both response generations; auth is checked in both forms;
+latency, status codes and malformed bodies can be injected; every endpoint counts its calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
+
+NOT_FOUND = {
+    "status_code": 404,
+    "http_error_type": "NOT_FOUND",
+    "error_code": "RESOURCE_NOT_FOUND",
+    "message": "Execution not found",
+}
+# The documented legacy 401 example, byte for byte: note the missing comma before request_id.
+LEGACY_401 = """{
+    "status_code": 401,
+    "http_error_type": "UNAUTHORIZED",
+    "error_code": "SERVER_ERROR",
+    "message": "Invalid Credentials"
+    "request_id": "89bd1675-a826-46cb-9210-6cb2ae169f67"
+}"""
+
+
+@dataclass
+class Fault:
+    """One programmed answer, served instead of the real one `times` times."""
+
+    status: int = 500
+    body: str | bytes = ""
+    content_type: str = "application/json"
+    delay: float = 0.0
+    times: int = 1
+    endpoint: str | None = None  # None: any endpoint
+
+
+@dataclass
+class StoredExecution:
+    document: dict[str, Any]
+    linked_account_id: str | None = None  # None: visible to every linked account
+    # Successive documents served on each GET, to simulate a run that progresses; the last one sticks.
+    progression: list[dict[str, Any]] = field(default_factory=list)
+
+
+def running_doc(
+    name: str = "Sync contacts",
+    done: int = 1,
+    total: int = 3,
+    status: str = "RUNNING",
+    linked_account_id: str = "acme",
+) -> dict[str, Any]:
+    nodes = []
+    for i in range(total):
+        if i < done:
+            node_status, output = "Success", {"ok": True, "step": i}
+        elif i == done and status == "RUNNING":
+            node_status, output = "Waiting", None
+        else:
+            node_status, output = "Ready", None
+        nodes.append(
+            {
+                "node_id": str(i + 1),
+                "node_name": f"Step {i + 1}",
+                "node_type": "action",
+                "node_status": node_status,
+                "is_batch": False,
+                "attempts_made": 1 if i < done else 0,
+                "execution_time": 120 * (i + 1) if i < done else 0,
+                "latest_output": output,
+            }
+        )
+    return {
+        "name": name,
+        "org_id": "6500a1b2c3d4e5f6a7b8c9d0",
+        "environment": "test",
+        "status": status,
+        "completion_percentage": round(100 * done / total),
+        "config_id": "cfg_1",
+        "linked_account_id": linked_account_id,
+        "nodes": nodes,
+    }
+
+
+def errored_doc(name: str = "Export contact to HubSpot", linked_account_id: str = "acme") -> dict[str, Any]:
+    return {
+        "name": name,
+        "org_id": "6500a1b2c3d4e5f6a7b8c9d0",
+        "environment": "production",
+        "status": "ERRORED",
+        "completion_percentage": 66,
+        "config_id": "cfg_1",
+        "linked_account_id": linked_account_id,
+        "nodes": [
+            {
+                "node_id": "1",
+                "node_name": "Start",
+                "node_type": "start",
+                "node_status": "Success",
+                "is_batch": False,
+                "attempts_made": 1,
+                "execution_time": 403,
+                "latest_output": {"message": "Workflow started successfully"},
+            },
+            {
+                "node_id": "2",
+                "node_name": "Create contact",
+                "node_type": "hubspot",
+                "node_status": "Errored",
+                "is_batch": False,
+                "attempts_made": 3,
+                "execution_time": 2150,
+                "latest_output": {"error": "401 Unauthorized", "detail": "HubSpot token expired"},
+            },
+            {
+                "node_id": "3",
+                "node_name": "Notify",
+                "node_type": "slack",
+                "node_status": "Ready",
+                "is_batch": False,
+                "attempts_made": 0,
+                "execution_time": 0,
+                "latest_output": None,
+            },
+        ],
+    }
+
+
+class FakeRefold(LoopbackServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.api_keys: set[str] = set()
+        self.session_tokens: dict[str, str] = {}  # token -> linked account
+        self.executions: dict[str, StoredExecution] = {}
+        self.faults: collections.deque[Fault] = collections.deque()
+        self.latency: float = 0.0
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.requests: list[dict[str, Any]] = []
+
+    # --- programming ---------------------------------------------------
+
+    def add_execution(
+        self,
+        execution_id: str,
+        document: dict[str, Any],
+        *,
+        linked_account_id: str | None = None,
+        progression: list[dict[str, Any]] | None = None,
+    ) -> None:
+        with self.lock:
+            self.executions[execution_id] = StoredExecution(
+                copy.deepcopy(document), linked_account_id, copy.deepcopy(progression or [])
+            )
+
+    def inject(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.api_keys.clear()
+            self.session_tokens.clear()
+            self.executions.clear()
+            self.faults.clear()
+            self.latency = 0.0
+            self.calls.clear()
+            self.requests.clear()
+
+    def count(self, endpoint: str) -> int:
+        with self.lock:
+            return self.calls[endpoint]
+
+    # --- serving -------------------------------------------------------
+
+    def build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_get("/api/v2/public/execution/{execution_id}", self._get_execution)
+        app.router.add_get("/api/v2/public/execution", self._list_executions)
+        app.router.add_post("/api/v2/public/execution/{execution_id}/rerun", self._rerun)
+        app.router.add_post("/api/v2/public/execution/{execution_id}/stop", self._stop)
+        app.router.add_post("/api/v2/public/session-token", self._session_token)
+        return app
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        endpoint = _endpoint_name(request)
+        with self.lock:
+            self.calls[endpoint] += 1
+            self.requests.append(
+                {
+                    "endpoint": endpoint,
+                    "method": request.method,
+                    "path": request.path,
+                    "headers": dict(request.headers),
+                    "query": dict(request.query),
+                }
+            )
+            latency = self.latency
+            fault = self._take_fault(endpoint)
+        if latency:
+            await asyncio.sleep(latency)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            body = fault.body.encode() if isinstance(fault.body, str) else fault.body
+            return web.Response(status=fault.status, body=body, content_type=fault.content_type)
+        return await handler(request)
+
+    def _take_fault(self, endpoint: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.endpoint in (None, endpoint):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def _authenticate(self, request: web.Request) -> str | web.Response:
+        """Return the linked account the caller acts as, or an error response."""
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            with self.lock:
+                account = self.session_tokens.get(auth.removeprefix("Bearer "))
+            if account is None:
+                return web.Response(status=401, text=LEGACY_401, content_type="application/json")
+            return account
+        api_key = request.headers.get("x-api-key")
+        with self.lock:
+            known = api_key in self.api_keys
+        if not known:
+            return web.Response(status=401, text=LEGACY_401, content_type="application/json")
+        account = request.headers.get("linked_account_id")
+        if not account:
+            return web.json_response(
+                {
+                    "status_code": 400,
+                    "error_code": "BAD_REQUEST",
+                    "http_error_type": "INVALID_LINKED_ACCOUNT_ID",
+                    "message": "linked_account_id or org_id is required",
+                    "request_id": str(uuid.uuid4()),
+                },
+                status=400,
+            )
+        return account
+
+    def _find(self, request: web.Request, account: str) -> StoredExecution | None:
+        with self.lock:
+            stored = self.executions.get(request.match_info["execution_id"])
+        if stored is None or stored.linked_account_id not in (None, account):
+            return None
+        return stored
+
+    async def _get_execution(self, request: web.Request) -> web.Response:
+        account = self._authenticate(request)
+        if isinstance(account, web.Response):
+            return account
+        stored = self._find(request, account)
+        if stored is None:
+            return web.json_response(NOT_FOUND, status=404)
+        with self.lock:
+            if stored.progression:
+                stored.document = stored.progression.pop(0)
+            document = copy.deepcopy(stored.document)
+        return web.Response(text=json.dumps(document), content_type="application/json")
+
+    async def _list_executions(self, request: web.Request) -> web.Response:
+        account = self._authenticate(request)
+        if isinstance(account, web.Response):
+            return account
+        limit = int(request.query.get("limit", "10"))
+        with self.lock:
+            docs = [
+                {"_id": eid, **{k: v for k, v in s.document.items() if k != "nodes"}}
+                for eid, s in self.executions.items()
+                if s.linked_account_id in (None, account)
+            ]
+        return web.json_response(
+            {
+                "docs": docs[:limit],
+                "totalDocs": len(docs),
+                "limit": limit,
+                "page": 1,
+                "totalPages": 1,
+                "pagingCounter": 1,
+                "hasPrevPage": False,
+                "hasNextPage": False,
+                "prevPage": None,
+                "nextPage": None,
+            }
+        )
+
+    async def _rerun(self, request: web.Request) -> web.Response:
+        account = self._authenticate(request)
+        if isinstance(account, web.Response):
+            return account
+        if self._find(request, account) is None:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response({"message": "Execution queued", "instanceId": uuid.uuid4().hex[:24]})
+
+    async def _stop(self, request: web.Request) -> web.Response:
+        account = self._authenticate(request)
+        if isinstance(account, web.Response):
+            return account
+        if self._find(request, account) is None:
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response({"message": "Stopping instance"})
+
+    async def _session_token(self, request: web.Request) -> web.Response:
+        with self.lock:
+            known = request.headers.get("x-api-key") in self.api_keys
+        if not known:
+            return web.Response(status=401, text=LEGACY_401, content_type="application/json")
+        body = await request.json()
+        account = body.get("linked_account_id")
+        if not account:
+            return web.json_response(
+                {
+                    "status_code": 400,
+                    "http_error_type": "BAD_REQUEST",
+                    "error_code": "SERVER_ERROR",
+                    "message": "Linked account Id is required",
+                },
+                status=400,
+            )
+        token = "st_" + uuid.uuid4().hex
+        with self.lock:
+            self.session_tokens[token] = account
+        return web.json_response({"token": token})
+
+
+def _endpoint_name(request: web.Request) -> str:
+    path = request.path.rstrip("/")
+    if path.endswith("/rerun"):
+        return "rerun"
+    if path.endswith("/stop"):
+        return "stop"
+    if path.endswith("/session-token"):
+        return "session_token"
+    if path == "/api/v2/public/execution":
+        return "list"
+    if path.startswith("/api/v2/public/execution/"):
+        return "get"
+    return "other"

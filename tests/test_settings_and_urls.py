@@ -1,0 +1,149 @@
+"""Settings refuse to start on missing or contradictory values; workspace base URLs are allowlisted."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.refold.errors import DisallowedBaseUrl
+from bot.refold.urls import check_workspace_base_url
+from bot.settings import Settings, SettingsError
+
+ALLOWED = ["app.refold.ai", "api.gocobalt.io"]
+KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for var in (
+        "SLACK_SIGNING_SECRET",
+        "SLACK_BOT_TOKEN",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "SLACK_APP_TOKEN",
+        "CREDENTIALS_KEY",
+        "REFOLD_API_KEY",
+        "REFOLD_LINKED_ACCOUNT_ID",
+        "REDIS_URL",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_defaults_match_design() -> None:
+    s = Settings()
+    assert s.slack_api_url == "https://slack.com/api/"
+    assert s.redis_url.get_secret_value() == "redis://localhost:6379/0"
+    assert s.refold_api_url == "https://app.refold.ai"
+    assert s.refold_allowed_hosts == ALLOWED
+    assert (s.port, s.log_level, s.log_format) == (3000, "INFO", "text")
+
+
+def test_env_file_is_read(tmp_path) -> None:
+    (tmp_path / ".env").write_text("PORT=4567\nREFOLD_ALLOWED_HOSTS=a.example, B.example\n")
+    s = Settings()
+    assert s.port == 4567 and s.refold_allowed_hosts == ["a.example", "b.example"]
+
+
+def test_secrets_never_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-value-123")
+    monkeypatch.setenv("REFOLD_API_KEY", "tk_supersecret")
+    monkeypatch.setenv("CREDENTIALS_KEY", KEY)
+    text = repr(Settings()) + str(Settings().model_dump())
+    assert "xoxb-secret-value-123" not in text and "tk_supersecret" not in text and KEY not in text
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "CREDENTIALS_KEY"),
+        ({"CREDENTIALS_KEY": "not-a-key"}, "CREDENTIALS_KEY"),
+        ({"CREDENTIALS_KEY": KEY}, "SLACK_BOT_TOKEN"),
+        ({"CREDENTIALS_KEY": KEY, "SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
+        (
+            {"CREDENTIALS_KEY": KEY, "SLACK_BOT_TOKEN": "xoxp-1", "SLACK_SIGNING_SECRET": "s"},
+            "SLACK_BOT_TOKEN",
+        ),
+        ({"CREDENTIALS_KEY": KEY, "SLACK_CLIENT_ID": "1.2"}, "SLACK_CLIENT_SECRET"),
+        (
+            {
+                "CREDENTIALS_KEY": KEY,
+                "SLACK_CLIENT_ID": "1.2",
+                "SLACK_CLIENT_SECRET": "c",
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_SIGNING_SECRET": "s",
+            },
+            "SLACK_BOT_TOKEN",
+        ),
+        (
+            {"CREDENTIALS_KEY": KEY, "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-nope"},
+            "SLACK_APP_TOKEN",
+        ),
+        (
+            {
+                "CREDENTIALS_KEY": KEY,
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_SIGNING_SECRET": "s",
+                "REFOLD_API_KEY": "tk",
+            },
+            "REFOLD_LINKED_ACCOUNT_ID",
+        ),
+        (
+            {
+                "CREDENTIALS_KEY": KEY,
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_SIGNING_SECRET": "s",
+                "REDIS_URL": "http://x",
+            },
+            "REDIS_URL",
+        ),
+    ],
+)
+def test_serve_requirements_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict, variable: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as caught:
+        Settings().require_serve()
+    assert caught.value.variable == variable
+    assert "\n" not in str(caught.value)
+
+
+def test_socket_mode_needs_no_signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDENTIALS_KEY", KEY)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-abc")
+    Settings().require_serve()
+
+
+@pytest.mark.parametrize(
+    "url", ["https://app.refold.ai", "https://API.gocobalt.io/", "https://app.refold.ai:443"]
+)
+def test_allowed_base_urls(url: str) -> None:
+    assert check_workspace_base_url(url, ALLOWED) in {"https://app.refold.ai", "https://api.gocobalt.io"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://app.refold.ai",
+        "https://evil.example",
+        "https://app.refold.ai.evil.example",
+        "https://user:pw@app.refold.ai",
+        "https://app.refold.ai@169.254.169.254",
+        "https://169.254.169.254",
+        "https://[::1]",
+        "https://127.0.0.1",
+        "https://app.refold.ai:8443",
+        "https://app.refold.ai/api?x=1",
+        "ftp://app.refold.ai",
+        "app.refold.ai",
+        "https://",
+        "https://app.refold.ai:99999",
+        "javascript:alert(1)",
+    ],
+)
+def test_disallowed_base_urls(url: str) -> None:
+    with pytest.raises(DisallowedBaseUrl):
+        check_workspace_base_url(url, ALLOWED)
