@@ -76,3 +76,48 @@ def run_cli(
         cwd=ROOT / "tests",
         timeout=timeout,
     )
+
+
+# --- end-to-end: the real bot process, the loopback Slack, the loopback Refold, a real Redis --------
+
+from tests.fakes.slack import FakeSlack  # noqa: E402
+from tests.harness import BotServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _slack_server() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slack(_slack_server: FakeSlack) -> FakeSlack:
+    _slack_server.reset()
+    return _slack_server
+
+
+@pytest.fixture(scope="session")
+def bot_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def _bot_server(
+    redis_server, _refold_server, _slack_server, bot_key, tmp_path_factory
+) -> Iterator[BotServer]:
+    env = {
+        "SLACK_API_URL": f"{_slack_server.url}/api/",
+        "REDIS_URL": f"redis://{redis_server.host}:{redis_server.port}/0",
+        "CREDENTIALS_KEY": bot_key,
+        "REFOLD_API_URL": _refold_server.url,
+        "REFOLD_TIMEOUT_SECONDS": "1.5",
+    }
+    server = BotServer(env, tmp_path_factory.mktemp("bot") / "bot.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bot(_bot_server: BotServer, redis_url: str, refold: FakeRefold, slack: FakeSlack) -> BotServer:
+    return _bot_server

@@ -14,7 +14,7 @@ class LoopbackServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.port: int = 0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
 
     def build_app(self) -> web.Application:  # pragma: no cover - overridden
         raise NotImplementedError

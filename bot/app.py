@@ -1,0 +1,96 @@
+"""Build the Bolt app and the ASGI web app around it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.deps import Deps
+from bot.logs import bind_request
+from bot.settings import Settings, SettingsError, SlackMode
+from bot.slack import actions, commands, connect, shortcuts
+from bot.slack.env import SlackEnv
+from bot.store.redis import ping
+from bot.tasks import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def make_slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    # Slack's `ratelimited` answers carry Retry-After; the SDK's handler honours it.
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncApp:
+    if settings.slack_mode is SlackMode.OAUTH:
+        raise SettingsError(
+            "SLACK_CLIENT_ID",
+            "multi-workspace OAuth is not available in this version; unset it and set SLACK_BOT_TOKEN",
+        )
+    app = AsyncApp(
+        signing_secret=settings.slack_signing_secret.get_secret_value()
+        if settings.slack_signing_secret
+        else None,
+        client=make_slack_client(settings),
+        # Listeners ack at once and hand slow work to tracked tasks: no 10 ms ack polling.
+        process_before_response=True,
+        request_verification_enabled=not settings.socket_mode,
+    )
+
+    @app.middleware
+    async def bind_log_context(
+        context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> None:
+        bind_request(context.team_id or context.enterprise_id)
+        await next()
+
+    env = SlackEnv(deps=deps, tasks=tasks)
+    for surface in (commands, shortcuts, actions, connect):
+        surface.register(app, env)
+    return app
+
+
+def build_web(settings: Settings, deps: Deps, app: AsyncApp, tasks: BackgroundTasks) -> Starlette:
+    handler = AsyncSlackRequestHandler(app)
+
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    async def healthz(request: Request) -> Response:
+        healthy = await ping(deps.redis)
+        return JSONResponse(
+            {"redis": "ok" if healthy else "unavailable"}, status_code=200 if healthy else 503
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        log.info("serving Slack requests on /slack/events")
+        yield
+        log.info("shutting down: waiting for %d in-flight replies", tasks.pending)
+        await tasks.drain(SHUTDOWN_GRACE_SECONDS)
+        await deps.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

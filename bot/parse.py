@@ -1,0 +1,202 @@
+"""Execution IDs and linked accounts out of slash-command text and Slack message payloads. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from bot.refold.ids import (
+    InvalidExecutionId,
+    InvalidLinkedAccount,
+    normalize_execution_id,
+    normalize_linked_account,
+)
+
+# --- slash command ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupCommand:
+    execution_id: str
+    linked_account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class VerbCommand:
+    verb: str  # help | status | connect | disconnect
+
+
+@dataclass(frozen=True)
+class InvalidCommand:
+    reason: str
+
+
+Command = LookupCommand | VerbCommand | InvalidCommand
+
+VERBS = frozenset({"help", "status", "connect", "disconnect"})
+_SLACK_LINK = re.compile(r"<(?:mailto:|tel:|https?://)?([^<>|]*)(?:\|([^<>]*))?>")
+_QUOTES = "`'\"“”‘’"
+
+
+def unwrap_slack_formatting(text: str) -> str:
+    """`<mailto:a@b.com|a@b.com>` -> `a@b.com`; `<https://x|label>` -> `label`."""
+
+    def replace(match: re.Match[str]) -> str:
+        return match.group(2) if match.group(2) else match.group(1)
+
+    return _SLACK_LINK.sub(replace, text)
+
+
+def parse_command(text: str | None) -> Command:
+    words = unwrap_slack_formatting(text or "").split()
+    words = [w.strip(_QUOTES) for w in words]
+    words = [w for w in words if w]
+    if not words:
+        return VerbCommand("help")
+    first = words[0].lower()
+    if first in VERBS:
+        if len(words) > 1:
+            return InvalidCommand(f"`{first}` takes no arguments.")
+        return VerbCommand(first)
+    if len(words) > 2:
+        return InvalidCommand("Too many words: use `/execution <execution_id> [linked_account_id]`.")
+    try:
+        execution_id = normalize_execution_id(words[0])
+    except InvalidExecutionId as exc:
+        return InvalidCommand(f"{exc}.")
+    account = None
+    if len(words) == 2:
+        try:
+            account = normalize_linked_account(words[1])
+        except InvalidLinkedAccount as exc:
+            return InvalidCommand(f"That linked account can't be used: {exc}.")
+    return LookupCommand(execution_id, account)
+
+
+# --- message shortcut -------------------------------------------------------
+
+_HEX_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{24}(?![0-9A-Za-z])")
+_LABEL_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_ ]{0,30}?)[\"']?\s*[:=]\s*[\"'`*_]*\s*$")
+# Other 24-hex Mongo IDs travel in the same alerts; their labels say they are not executions.
+_NOT_EXECUTION_LABELS = frozenset(
+    {
+        "workflow_id",
+        "workflow id",
+        "org_id",
+        "org id",
+        "config_id",
+        "config id",
+        "associated_event_id",
+        "event_id",
+        "event id",
+        "application_id",
+        "app_id",
+        "template_id",
+        "node_id",
+        "user_id",
+    }
+)
+_LINKED_ACCOUNT = re.compile(
+    r"linked[ _-]?account(?:[ _-]?id)?\s*[\"'`*_]*\s*[:=]\s*[\"'`*_]*\s*([^\s\"'`,;|<>*]+)",
+    re.IGNORECASE,
+)
+# A shortcut answers with at most this many cards; the caller says how many were left out.
+MAX_SCAN_CHARS = 200_000
+MAX_BLOCK_DEPTH = 12
+
+
+@dataclass(frozen=True)
+class FoundExecution:
+    execution_id: str
+    linked_account_id: str | None
+
+
+def message_texts(message: dict[str, Any]) -> list[str]:
+    """Every human-visible text in a message, in reading order: text, attachments, blocks."""
+    texts: list[str] = []
+    if isinstance(message.get("text"), str):
+        texts.append(message["text"])
+    for attachment in _as_list(message.get("attachments")):
+        if not isinstance(attachment, dict):
+            continue
+        for key in ("pretext", "title", "text", "fallback", "footer"):
+            if isinstance(attachment.get(key), str):
+                texts.append(attachment[key])
+        for field in _as_list(attachment.get("fields")):
+            if isinstance(field, dict):
+                texts.append(f"{field.get('title', '')}: {field.get('value', '')}")
+        texts.extend(_block_texts(attachment.get("blocks"), 0))
+    texts.extend(_block_texts(message.get("blocks"), 0))
+    return texts
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _block_texts(blocks: Any, depth: int) -> Iterator[str]:
+    if depth > MAX_BLOCK_DEPTH:
+        return
+    for block in _as_list(blocks):
+        if not isinstance(block, dict):
+            continue
+        text = block.get("text")
+        if isinstance(text, dict) and isinstance(text.get("text"), str):
+            yield text["text"]
+        elif isinstance(text, str):
+            yield text
+        for field in _as_list(block.get("fields")):
+            if isinstance(field, dict) and isinstance(field.get("text"), str):
+                yield field["text"]
+        elements = block.get("elements")
+        if isinstance(elements, list):
+            # rich_text nests sections/lists/quotes of inline elements; join a level into one line.
+            inline_parts = [
+                e.get("text") or e.get("url") or ""
+                for e in elements
+                if isinstance(e, dict) and e.get("type") in {"text", "link", "mrkdwn", "plain_text"}
+            ]
+            if any(inline_parts):
+                yield "".join(p for p in inline_parts if isinstance(p, str))
+            nested = [e for e in elements if isinstance(e, dict) and e.get("type") not in {"text", "link"}]
+            yield from _block_texts(nested, depth + 1)
+
+
+def find_executions(message: dict[str, Any]) -> list[FoundExecution]:
+    """Execution IDs in reading order, deduplicated, each with the linked account written near it."""
+    budget = MAX_SCAN_CHARS
+    found: dict[str, str | None] = {}
+    message_account: str | None = None
+    for raw in message_texts(message):
+        if budget <= 0:
+            break
+        text = unwrap_slack_formatting(raw[:budget])
+        budget -= len(raw)
+        accounts = [(m.start(), m.group(1)) for m in _LINKED_ACCOUNT.finditer(text)]
+        accounts = [(pos, acc) for pos, acc in accounts if _usable_account(acc)]
+        if accounts and message_account is None:
+            message_account = accounts[0][1]
+        for match in _HEX_ID.finditer(text):
+            if _labelled_as_other_id(text, match.start()):
+                continue
+            execution_id = match.group(0).lower()
+            if execution_id in found:
+                continue
+            nearest = min(accounts, key=lambda a: abs(a[0] - match.start()), default=None)
+            found[execution_id] = nearest[1] if nearest else None
+    return [FoundExecution(eid, account or message_account) for eid, account in found.items()]
+
+
+def _usable_account(account: str) -> bool:
+    try:
+        normalize_linked_account(account)
+    except InvalidLinkedAccount:
+        return False
+    return True
+
+
+def _labelled_as_other_id(text: str, start: int) -> bool:
+    label = _LABEL_BEFORE.search(text[max(0, start - 40) : start])
+    return bool(label) and label.group(1).strip().lower() in _NOT_EXECUTION_LABELS

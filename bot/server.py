@@ -1,0 +1,57 @@
+"""`python -m bot serve`: HTTP under uvicorn, or Socket Mode when SLACK_APP_TOKEN is set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import uvicorn
+
+from bot.app import build_app, build_web
+from bot.deps import build_deps
+from bot.settings import Settings
+from bot.tasks import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> int:
+    if settings.socket_mode:
+        return asyncio.run(_socket_mode(settings))
+    deps = build_deps(settings)
+    tasks = BackgroundTasks()
+    web = build_web(settings, deps, build_app(settings, deps, tasks), tasks)
+    config = uvicorn.Config(
+        web,
+        host="0.0.0.0",  # noqa: S104 - a web process must listen beyond loopback
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=15,
+    )
+    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan's drain.
+    uvicorn.Server(config).run()
+    return 0
+
+
+async def _socket_mode(settings: Settings) -> int:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    deps = build_deps(settings)
+    tasks = BackgroundTasks()
+    app = build_app(settings, deps, tasks)
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    handler = AsyncSocketModeHandler(app, app_token)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await handler.connect_async()
+    log.info("connected to Slack in Socket Mode")
+    await stop.wait()
+    await handler.close_async()
+    await tasks.drain(10.0)
+    await deps.aclose()
+    return 0

@@ -1,0 +1,21 @@
+"""What every Slack listener module receives from `build_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.deps import Deps
+from bot.tasks import BackgroundTasks
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class SlackEnv:
+    deps: Deps
+    tasks: BackgroundTasks
+    clock: Callable[[], datetime] = field(default=utc_now)

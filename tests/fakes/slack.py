@@ -1,0 +1,166 @@
+"""A loopback Slack: a Web API that records calls, and `response_url` receivers.
+
+Answers follow Slack's documented shapes (`{"ok": true, ...}` / `{"ok": false, "error": ...}`).
+Errors can be programmed per method, and per response_url.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer
+
+
+@dataclass
+class SlackCall:
+    method: str
+    token: str | None
+    args: dict[str, Any]
+
+
+@dataclass
+class ProgrammedError:
+    error: str
+    times: int = 1
+    status: int = 200
+    retry_after: int | None = None
+
+
+class FakeSlack(LoopbackServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[SlackCall] = []
+        self.responses: list[dict[str, Any]] = []  # bodies posted to response_urls, with "_key"
+        self.admins: set[str] = set()
+        self.errors: dict[str, collections.deque[ProgrammedError]] = collections.defaultdict(
+            collections.deque
+        )
+        self.response_url_status: dict[str, int] = {}
+        self._ts = itertools.count(1)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.responses.clear()
+            self.admins.clear()
+            self.errors.clear()
+            self.response_url_status.clear()
+
+    # --- programming and reading ----------------------------------------------
+
+    def response_url(self, key: str) -> str:
+        return f"{self.url}/response/{key}"
+
+    def fail(self, method: str, error: str, **kwargs: Any) -> None:
+        with self.lock:
+            self.errors[method].append(ProgrammedError(error, **kwargs))
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        with self.lock:
+            return [c for c in self.calls if c.method == method]
+
+    def responses_to(self, key: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.responses if r["_key"] == key]
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                result = predicate(self)
+            if result:
+                return result
+            time.sleep(0.01)
+        raise AssertionError("timed out waiting for the Slack fake")
+
+    def wait_responses(self, key: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        return self.wait_for(lambda s: len(r := s._responses_unlocked(key)) >= count and r, timeout)
+
+    def _responses_unlocked(self, key: str) -> list[dict[str, Any]]:
+        return [r for r in self.responses if r["_key"] == key]
+
+    # --- serving -------------------------------------------------------------
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/response/{key}", self._response_url)
+        return app
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.method == "POST":
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            else:
+                args.update(dict(await request.post()))
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.pop("token", None)
+        with self.lock:
+            self.calls.append(SlackCall(method, token, args))
+            queue = self.errors.get(method)
+            programmed = None
+            if queue:
+                programmed = queue[0]
+                programmed.times -= 1
+                if programmed.times <= 0:
+                    queue.popleft()
+            admins = set(self.admins)
+        if programmed is not None:
+            headers = (
+                {"Retry-After": str(programmed.retry_after)} if programmed.retry_after is not None else {}
+            )
+            return web.json_response(
+                {"ok": False, "error": programmed.error}, status=programmed.status, headers=headers
+            )
+        return web.json_response(self._answer(method, args, admins))
+
+    def _answer(self, method: str, args: dict[str, Any], admins: set[str]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://acme.slack.com/",
+                "team": "Acme",
+                "user": "refold",
+                "team_id": "T1",
+                "user_id": "UBOT",
+                "bot_id": "B1",
+            }
+        if method == "users.info":
+            user = args.get("user")
+            return {
+                "ok": True,
+                "user": {
+                    "id": user,
+                    "team_id": "T1",
+                    "is_admin": user in admins,
+                    "is_owner": False,
+                    "is_primary_owner": False,
+                },
+            }
+        if method in ("views.open", "views.update", "views.push"):
+            return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **(args.get("view") or {})}}
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            return {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}
+        return {"ok": True}
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        body = await request.json()
+        with self.lock:
+            self.responses.append({"_key": key, **body})
+            status = self.response_url_status.get(key, 200)
+        return web.Response(status=status, text="ok" if status < 400 else "no_such_response_url")
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))

@@ -1,0 +1,212 @@
+"""Drive the real bot process over HTTP, signing requests exactly as Slack does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from slack_sdk.signature import SignatureVerifier
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNING_SECRET = "test-signing-secret-8c1f0e"
+BOT_TOKEN = "xoxb-1111111111-2222222222-testbottokenvalue"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BotServer:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "REFOLD_", "REDIS_", "CREDENTIALS_"))
+        }
+        base.update(
+            {
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "PORT": str(self.port),
+                "PYTHONPATH": str(ROOT),
+                "LOG_LEVEL": "INFO",
+            }
+        )
+        base.update(env)
+        self.env = base
+        self.process: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(timeout=10)
+
+    def start(self) -> BotServer:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            env=self.env,
+            cwd=ROOT / "tests",
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bot exited early: {self.log_path.read_text()[-2000:]}")
+            try:
+                if self.http.get(f"{self.url}/healthz").status_code in (200, 503):
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("bot did not start")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(20)
+        finally:
+            self._log.close()
+        return code
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    # --- signed requests -----------------------------------------------------
+
+    def post_signed(
+        self,
+        body: str,
+        content_type: str = "application/x-www-form-urlencoded",
+        *,
+        timestamp: int | None = None,
+        secret: str = SIGNING_SECRET,
+        tamper: str | None = None,
+    ) -> httpx.Response:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+        sent = tamper if tamper is not None else body
+        headers = {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+            "Content-Type": content_type,
+        }
+        return self.http.post(f"{self.url}/slack/events", content=sent.encode(), headers=headers)
+
+    def command(
+        self,
+        text: str,
+        response_url: str,
+        *,
+        team: str = "T1",
+        user: str = "U1",
+        enterprise: str | None = None,
+        trigger_id: str = "trig.1",
+    ) -> httpx.Response:
+        form = {
+            "token": "legacy",
+            "team_id": team,
+            "team_domain": "acme",
+            "channel_id": "C1",
+            "channel_name": "ops",
+            "user_id": user,
+            "user_name": "alice",
+            "command": "/execution",
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": trigger_id,
+            "api_app_id": "A1",
+        }
+        if enterprise:
+            form["enterprise_id"] = enterprise
+        return self.post_signed(urlencode(form))
+
+    def interaction(self, payload: dict[str, Any]) -> httpx.Response:
+        return self.post_signed(urlencode({"payload": json.dumps(payload)}))
+
+
+def block_actions(
+    action_id: str,
+    value: str,
+    response_url: str,
+    *,
+    team: str = "T1",
+    user: str = "U1",
+    ephemeral: bool = True,
+    message: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "team_id": team},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "trigger_id": "trig.2",
+        "response_url": response_url,
+        "container": {"type": "message", "is_ephemeral": ephemeral, "channel_id": "C1", "message_ts": "1.1"},
+        "channel": {"id": "C1", "name": "ops"},
+        "actions": [
+            {"type": "button", "action_id": action_id, "block_id": "b", "value": value, "action_ts": "1.2"}
+        ],
+    }
+    if message is not None:
+        payload["message"] = message
+    return payload
+
+
+def message_shortcut(
+    message: dict[str, Any], response_url: str, *, team: str = "T1", user: str = "U1"
+) -> dict[str, Any]:
+    return {
+        "type": "message_action",
+        "callback_id": "lookup_execution",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "team_id": team},
+        "channel": {"id": "C1", "name": "alerts"},
+        "message": {"type": "message", "ts": "1700000000.000100", **message},
+        "response_url": response_url,
+        "trigger_id": "trig.3",
+        "action_ts": "1.3",
+        "token": "legacy",
+    }
+
+
+def view_submission(values: dict[str, Any], *, team: str = "T1", user: str = "U1") -> dict[str, Any]:
+    return {
+        "type": "view_submission",
+        "team": {"id": team, "domain": "acme"},
+        "user": {"id": user, "team_id": team},
+        "api_app_id": "A1",
+        "token": "legacy",
+        "trigger_id": "trig.4",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": "connect_refold",
+            "team_id": team,
+            "private_metadata": "",
+            "state": {"values": values},
+        },
+    }
+
+
+def connect_values(
+    secret: str, account: str | None = "acme", kind: str = "api_key", base_url: str | None = None
+) -> dict[str, Any]:
+    return {
+        "auth_kind": {"value": {"type": "radio_buttons", "selected_option": {"value": kind}}},
+        "secret": {"value": {"type": "plain_text_input", "value": secret}},
+        "linked_account": {"value": {"type": "plain_text_input", "value": account}},
+        "base_url": {"value": {"type": "plain_text_input", "value": base_url}},
+    }
