@@ -27,6 +27,9 @@ from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
+# One listener module per Slack surface, each with `register(app, env)`.
+SURFACES = (commands, shortcuts, actions, connect)
+
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
@@ -62,7 +65,7 @@ def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncAp
         await next()
 
     env = SlackEnv(deps=deps, tasks=tasks)
-    for surface in (commands, shortcuts, actions, connect):
+    for surface in SURFACES:
         surface.register(app, env)
     return app
 

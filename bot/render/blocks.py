@@ -115,7 +115,8 @@ def render_execution(
         blocks.append(_context("Refold returned no node detail for this execution."))
     if note:
         blocks.append(_context(f":warning: {escape_mrkdwn(clip(note, 1500))}"))
-    buttons = _buttons(execution, account, shareable)
+    # Buttons replay the lookup as it was made: the queried account, not whatever the document claims.
+    buttons = _buttons(execution, linked_account_id, shareable)
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
     rendered = [b.to_dict() for b in blocks[:MAX_BLOCKS]]

@@ -44,13 +44,16 @@ def clean(text: Any) -> str:
 
 
 def escape_mrkdwn(text: Any) -> str:
-    """Escape the three characters Slack uses for mentions and links, so text can't ping or forge."""
-    return clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape what Slack uses for mentions and links, so text can't ping or forge; and break code fences,
+    so text can't close the excerpt's code block."""
+    escaped = clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("```", "ʼʼʼ")
 
 
 def inline(text: Any, limit: int = 200) -> str:
     """One-line, escaped, clipped text for use inside mrkdwn."""
-    return escape_mrkdwn(clip(" ".join(clean(text).split()), limit))
+    # Escape before clipping: escaping lengthens text, and the limit is about what Slack receives.
+    return clip(escape_mrkdwn(" ".join(clean(text)[: limit * 2].split())), limit)
 
 
 def code_excerpt(output: Any, limit: int) -> str:
@@ -64,7 +67,7 @@ def code_excerpt(output: Any, limit: int) -> str:
             raw = json.dumps(output, ensure_ascii=False, indent=1, default=str)
         except (TypeError, ValueError):
             raw = str(output)
-    body = escape_mrkdwn(clip(raw, limit)).replace("```", "ʼʼʼ")
+    body = clip(escape_mrkdwn(raw[: limit * 2]), limit)
     return body or "(empty)"
 
 

@@ -1,0 +1,129 @@
+"""manifest.yml is a valid Slack manifest, and it matches the listeners the app registers."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import yaml
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from bot.app import SURFACES, build_app
+from bot.deps import build_deps
+from bot.render.blocks import CARD_ACTIONS
+from bot.settings import Settings
+from bot.slack.connect import CONNECT_ACTIONS, CONNECT_VIEW
+from bot.slack.env import SlackEnv
+from bot.tasks import BackgroundTasks
+from tests.conftest import ROOT, SHARED
+
+
+def manifest() -> dict:
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def test_manifest_validates_against_the_schema() -> None:
+    schema = json.loads((SHARED / "schemas" / "slack-app-manifest.json").read_text())
+    jsonschema.validate(manifest(), schema)
+
+
+class RecordingApp:
+    """Stands in for AsyncApp while the surfaces register, noting every name they listen for."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __getattr__(self, kind: str):
+        def decorator_factory(constraint, *args, **kwargs):
+            self.names.add(constraint)
+            return lambda listener: listener
+
+        return decorator_factory
+
+
+def make_settings(slack_api_url: str = "https://slack.com/api/") -> Settings:
+    return Settings(
+        slack_signing_secret=SecretStr("s"),
+        slack_bot_token=SecretStr("xoxb-1"),
+        slack_api_url=slack_api_url,
+        credentials_key=SecretStr(Fernet.generate_key().decode()),
+        _env_file=None,
+    )
+
+
+def registered_names() -> set[str]:
+    recorder = RecordingApp()
+    settings = make_settings()
+    env = SlackEnv(deps=build_deps(settings), tasks=BackgroundTasks())
+    for surface in SURFACES:
+        surface.register(recorder, env)
+    return recorder.names
+
+
+def test_manifest_and_listeners_match_both_ways() -> None:
+    m = manifest()
+    commands = {c["command"] for c in m["features"]["slash_commands"]}
+    shortcuts = {s["callback_id"] for s in m["features"]["shortcuts"]}
+    ui_ids = set(CARD_ACTIONS) | set(CONNECT_ACTIONS) | {CONNECT_VIEW}
+    names = registered_names()
+    assert commands | shortcuts | ui_ids <= names, (
+        f"without a listener: {(commands | shortcuts | ui_ids) - names}"
+    )
+    assert names <= commands | shortcuts | ui_ids, (
+        f"listeners for nothing: {names - commands - shortcuts - ui_ids}"
+    )
+
+
+async def test_the_real_app_handles_every_declared_surface(slack) -> None:
+    """Bolt answers 404 to a request no listener matches; none of ours may get one."""
+    from urllib.parse import urlencode
+
+    from slack_bolt.request.async_request import AsyncBoltRequest
+
+    settings = make_settings(f"{slack.url}/api/")
+    app = build_app(settings, build_deps(settings), BackgroundTasks())
+    m = manifest()
+    bodies = [
+        urlencode(
+            {
+                "command": c["command"],
+                "text": "help",
+                "team_id": "T1",
+                "user_id": "U1",
+                "response_url": "http://127.0.0.1:9/r",
+                "trigger_id": "t",
+            }
+        )
+        for c in m["features"]["slash_commands"]
+    ]
+    unmatched = await app.async_dispatch(
+        AsyncBoltRequest(
+            body=urlencode(
+                {
+                    "payload": json.dumps(
+                        {
+                            "type": "block_actions",
+                            "team": {"id": "T1"},
+                            "user": {"id": "U1"},
+                            "actions": [{"action_id": "nobody_listens", "value": "x"}],
+                        }
+                    )
+                }
+            ),
+            mode="socket_mode",
+        )
+    )
+    assert unmatched.status == 404  # the probe itself can fail
+    for body in bodies:
+        response = await app.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+        assert response.status == 200, body
+
+
+def test_manifest_asks_only_for_the_scopes_used() -> None:
+    assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "users:read",
+    }

@@ -1,0 +1,176 @@
+"""Slash-command text and message payloads -> execution IDs and linked accounts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.parse import (
+    FoundExecution,
+    InvalidCommand,
+    LookupCommand,
+    VerbCommand,
+    find_executions,
+    parse_command,
+    unwrap_slack_formatting,
+)
+
+A = "65410cf6cdf931a12d7ab009"
+B = "656f30f69144bb8f183c0118"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", VerbCommand("help")),
+        ("   ", VerbCommand("help")),
+        ("HELP", VerbCommand("help")),
+        ("status", VerbCommand("status")),
+        ("connect", VerbCommand("connect")),
+        ("disconnect", VerbCommand("disconnect")),
+        (A, LookupCommand(A)),
+        (A.upper(), LookupCommand(A)),
+        (f"`{A}`", LookupCommand(A)),
+        (f"{A} acme", LookupCommand(A, "acme")),
+        (f"{A} <mailto:a@b.com|a@b.com>", LookupCommand(A, "a@b.com")),
+    ],
+)
+def test_commands(text: str, expected: object) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nonsense",
+        "../../etc/passwd",
+        A[:-1],
+        A + "0",
+        f"{A} a b",
+        "status please",
+        "<!channel>",
+        "x" * 10_000,
+        f"{A} " + "a" * 300,
+        "６５410cf6cdf931a12d7ab009",
+    ],
+)
+def test_invalid_commands(text: str) -> None:
+    assert isinstance(parse_command(text), InvalidCommand)
+
+
+def test_unwrap_slack_formatting() -> None:
+    assert unwrap_slack_formatting("<mailto:a@b.com|a@b.com>") == "a@b.com"
+    assert (
+        unwrap_slack_formatting("<https://x.example|label> and <https://y.example>") == "label and y.example"
+    )
+
+
+def test_refold_webhook_payload_posted_as_json() -> None:
+    alert = {
+        "linked_account_id": "12345",
+        "instance_id": B,
+        "workflow_id": "6495792b9b6ca6d77a17e513",
+        "config_id": "12345",
+        "event": "Workflow Errored",
+        "workflow_name": "Export",
+        "status": "ERRORED",
+    }
+    message = {"text": "```" + json.dumps(alert, indent=2) + "```"}
+    assert find_executions(message) == [FoundExecution(B, "12345")]
+
+
+def test_ids_from_attachments_and_blocks_in_order_deduplicated() -> None:
+    message = {
+        "text": f"Run {A} failed",
+        "attachments": [
+            {"pretext": f"again {A}", "fields": [{"title": "Execution", "value": B}], "fallback": "x"}
+        ],
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "Linked account: bob@example.com"},
+                "fields": [{"type": "mrkdwn", "text": "c" * 24}],
+            },
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "d" * 24}]},
+            {
+                "type": "rich_text",
+                "elements": [
+                    {
+                        "type": "rich_text_section",
+                        "elements": [
+                            {"type": "text", "text": "execution "},
+                            {"type": "text", "text": "e" * 24},
+                        ],
+                    }
+                ],
+            },
+        ],
+    }
+    found = find_executions(message)
+    assert [f.execution_id for f in found] == [A, B, "c" * 24, "d" * 24, "e" * 24]
+    assert {f.linked_account_id for f in found} == {"bob@example.com"}
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "linked_account_id: acme-1",
+        '"linked_account_id": "acme-1"',
+        "Linked account: acme-1",
+        "*Linked account:* acme-1",
+        "linked account id = acme-1",
+    ],
+)
+def test_linked_account_phrasings(phrase: str) -> None:
+    assert find_executions({"text": f"{A}\n{phrase}"}) == [FoundExecution(A, "acme-1")]
+
+
+def test_nearest_linked_account_wins() -> None:
+    text = f"{A} linked_account_id: first\n\n\n{'filler ' * 20}\n{B} linked_account_id: second"
+    assert find_executions({"text": text}) == [FoundExecution(A, "first"), FoundExecution(B, "second")]
+
+
+def test_no_ids() -> None:
+    assert find_executions({"text": "all good"}) == []
+    assert find_executions({}) == []
+    assert find_executions({"text": "hash 65410cf6cdf931a12d7ab009ff is longer"}) == []
+
+
+def test_hostile_shapes_never_raise() -> None:
+    deep: dict = {"type": "rich_text", "elements": []}
+    cursor = deep
+    for _ in range(500):
+        child = {"type": "rich_text_section", "elements": []}
+        cursor["elements"].append(child)
+        cursor = child
+    cursor["elements"].append({"type": "text", "text": A})
+    for message in [
+        {"blocks": [deep]},
+        {"attachments": "nope"},
+        {"blocks": [None, 1, "x"]},
+        {"text": 42},
+        {"text": "\u202e" + A + "\u200b"},
+        {"text": ("x" * 1_000_000) + A},
+    ]:
+        found = find_executions(message)
+        assert isinstance(found, list)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_command_text_parses_to_something(text: str) -> None:
+    result = parse_command(text)
+    assert isinstance(result, LookupCommand | VerbCommand | InvalidCommand)
+    if isinstance(result, LookupCommand):
+        assert len(result.execution_id) == 24 and result.execution_id == result.execution_id.lower()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200), st.sampled_from([A, B]), st.text(max_size=200))
+def test_an_id_surrounded_by_spaces_is_always_found(before: str, eid: str, after: str) -> None:
+    found = find_executions({"text": f"{before} {eid} {after}"})
+    labelled = any(label in before.lower() for label in ("_id", " id", "=", ":"))
+    assert labelled or eid in [f.execution_id for f in found]

@@ -1,0 +1,205 @@
+"""The card always fits Slack's limits and shows what on-call needs, whatever Refold sends."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.refold.models import Execution
+from bot.render.blocks import CardBudget, button_value, render_execution
+from bot.render.text import utf16_len
+from tests.fakes.refold import errored_doc, running_doc
+
+NOW = datetime(2026, 11, 22, 12, 34, 56, tzinfo=UTC)
+EXEC_ID = "65410cf6cdf931a12d7ab009"
+
+
+def card_for(doc: dict, **kwargs):
+    execution = Execution.model_validate({"_id": EXEC_ID, **doc})
+    return render_execution(execution, now=NOW, **kwargs)
+
+
+def assert_within_slack_limits(card) -> None:
+    blocks = card.blocks
+    assert 1 <= len(blocks) <= 50
+    for block in blocks:
+        if block["type"] == "section":
+            assert utf16_len(block["text"]["text"]) <= 3000
+            assert len(block.get("fields", [])) <= 10
+            for field in block.get("fields", []):
+                assert utf16_len(field["text"]) <= 2000
+        if block["type"] == "header":
+            assert utf16_len(block["text"]["text"]) <= 150
+        if block["type"] == "context":
+            assert len(block["elements"]) <= 10
+            for element in block["elements"]:
+                assert utf16_len(element["text"]) <= 3000
+        if block["type"] == "actions":
+            for element in block["elements"]:
+                assert len(element["value"]) <= 2000
+    assert utf16_len(card.text) <= 4000
+    json.dumps(blocks)  # serialisable, surrogates and all
+
+
+def node(i: int, status: str = "Success", output: object = None, name: str | None = None) -> dict:
+    return {
+        "node_id": str(i),
+        "node_name": name or f"Node {i}",
+        "node_type": "action",
+        "node_status": status,
+        "attempts_made": 1,
+        "execution_time": i,
+        "latest_output": output,
+    }
+
+
+def text_of(card) -> str:
+    return json.dumps(card.blocks, ensure_ascii=False)
+
+
+def test_errored_card_shows_failing_node_first_with_its_output() -> None:
+    card = card_for(errored_doc())
+    header = card.blocks[0]["text"]["text"]
+    assert header.startswith(":x:") and "Export contact to HubSpot" in header
+    body = text_of(card)
+    assert body.index("Create contact") < body.index("Start")
+    assert "HubSpot token expired" in body and "```" in body
+    assert "1 ✓ · 1 ✗ · 1 ⏳" in body
+    assert "▰▰▰▰▰▰▰▱▱▱ 66%" in body
+    assert "updated 12:34:56 UTC" in body
+    assert "linked account *acme*" in body
+    assert card.text == "ERRORED: Export contact to HubSpot (66%); failing: Create contact"
+    assert not [b for b in card.blocks if b["type"] == "actions"]  # terminal, not shareable: no buttons
+
+
+def test_running_card_has_refresh_and_share() -> None:
+    card = card_for(running_doc(), shareable=True, linked_account_id="acme")
+    actions = next(b for b in card.blocks if b["type"] == "actions")
+    assert [e["action_id"] for e in actions["elements"]] == ["refresh_execution", "share_execution"]
+    assert json.loads(actions["elements"][0]["value"]) == {"e": EXEC_ID, "a": "acme"}
+
+
+def test_legacy_card_shows_workflow_and_app() -> None:
+    legacy = {
+        "createdAt": "2023-10-31T14:19:34.788Z",
+        "name": "Retry for workflow",
+        "status": "ERRORED",
+        "environment": "test",
+        "associated_application": {"name": "Slack"},
+        "associated_workflow": {"name": "Post message to a channel"},
+    }
+    body = text_of(card_for(legacy))
+    assert "workflow *Post message to a channel*" in body and "app *Slack*" in body
+    assert "created 2023-10-31 14:19 UTC" in body
+    assert "no node detail" in body
+
+
+def test_five_thousand_nodes_fit_and_say_how_many_are_hidden() -> None:
+    nodes = [node(i, "Errored" if i % 500 == 0 else "Success", {"e": "x" * 5000}) for i in range(5000)]
+    card = card_for({"name": "Big", "status": "ERRORED", "nodes": nodes})
+    assert_within_slack_limits(card)
+    body = text_of(card)
+    shown = body.count("att ·")
+    assert "more nodes" in body
+    hidden = int(body.split("…and ")[-1].split(" more nodes")[0])
+    assert shown - 3 + hidden == 5000  # 3 failing-node headlines repeat their node line
+    assert "…and 7 more failing nodes" in body
+
+
+def test_one_megabyte_output_is_excerpted() -> None:
+    card = card_for({"status": "ERRORED", "nodes": [node(1, "Errored", {"blob": "é" * 1_000_000})]})
+    assert_within_slack_limits(card)
+    assert "…" in text_of(card)
+
+
+def test_zero_nodes() -> None:
+    assert_within_slack_limits(card_for({"status": "RUNNING", "nodes": []}))
+
+
+def test_hostile_text_cannot_ping_or_forge_links() -> None:
+    evil = "<!channel> <!here> <@U123> <https://evil.example|click> *bold* ```break``` \x00nul"
+    doc = {
+        "name": evil,
+        "status": evil,
+        "environment": evil,
+        "linked_account_id": evil,
+        "nodes": [node(1, "Errored", evil, name=evil), node(2, evil, {"x": evil}, name=evil)],
+    }
+    card = card_for(doc)
+    assert_within_slack_limits(card)
+    for block in card.blocks:
+        if block["type"] == "header":
+            continue  # plain_text: Slack never parses mentions or links there
+        blob = json.dumps(block, ensure_ascii=False)
+        assert "<!channel>" not in blob and "<!here>" not in blob and "<@U123>" not in blob
+        assert "<https://evil.example" not in blob
+        assert "\x00" not in blob and "\\u0000" not in blob
+    assert "<!channel>" not in card.text and "<!here>" not in card.text
+    code = [b["text"]["text"] for b in card.blocks if b["type"] == "section" and "```" in b["text"]["text"]]
+    assert all(c.count("```") == 2 for c in code)
+
+
+def test_smaller_budget_makes_a_smaller_card() -> None:
+    nodes = [node(i, "Errored", {"e": "y" * 3000}) for i in range(300)]
+    doc = {"status": "ERRORED", "nodes": nodes}
+    full = card_for(doc)
+    small = card_for(doc, budget=CardBudget().smaller())
+    assert len(json.dumps(small.blocks)) < len(json.dumps(full.blocks)) / 2
+    assert_within_slack_limits(small)
+
+
+def test_button_value_has_no_secret_and_stays_short() -> None:
+    value = button_value(EXEC_ID, "a" * 256)
+    assert len(value) < 2000 and json.loads(value) == {"e": EXEC_ID, "a": "a" * 256}
+
+
+hostile_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=()), max_size=400)
+json_leaf = st.none() | st.booleans() | st.integers() | hostile_text
+json_value = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(hostile_text, c, max_size=4), max_leaves=12
+)
+node_strategy = st.fixed_dictionaries(
+    {
+        "node_id": hostile_text,
+        "node_name": hostile_text,
+        "node_type": hostile_text,
+        "node_status": st.sampled_from(["Success", "Errored", "Waiting", "Rejected"]) | hostile_text,
+        "attempts_made": st.integers(0, 10**6),
+        "execution_time": st.integers(0, 10**9),
+        "latest_output": json_value,
+    }
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=hostile_text,
+    status=st.sampled_from(["RUNNING", "ERRORED", "COMPLETED"]) | hostile_text,
+    pct=st.none() | st.floats(-1e9, 1e9),
+    nodes=st.lists(node_strategy, max_size=60),
+    account=st.none() | hostile_text.filter(lambda s: 0 < len(s) <= 256),
+)
+def test_any_document_renders_within_limits(name, status, pct, nodes, account) -> None:
+    execution = Execution.model_validate(
+        {"_id": EXEC_ID, "name": name, "status": status, "completion_percentage": pct, "nodes": nodes}
+    )
+    card = render_execution(execution, now=NOW, linked_account_id=account, shareable=True, note=name)
+    assert_within_slack_limits(card)
+    for block in card.blocks:
+        if block["type"] != "header":
+            assert "<!" not in json.dumps(block, ensure_ascii=False).replace("&lt;!", "")
+
+
+def test_escaping_never_pushes_a_section_past_the_limit() -> None:
+    angry = "<&>" * 400_000
+    card = card_for(
+        {
+            "name": angry,
+            "status": "ERRORED",
+            "nodes": [node(i, "Errored", angry, name=angry) for i in range(5)],
+        }
+    )
+    assert_within_slack_limits(card)
