@@ -116,6 +116,15 @@ def _bot_server(
     server = BotServer(env, tmp_path_factory.mktemp("bot") / "bot.log").start()
     yield server
     server.stop()
+    # Across every end-to-end test: no secret ever reached the logs, and every line says whose it is.
+    from tests.harness import BOT_TOKEN, SIGNING_SECRET
+    from tests.test_e2e_slack import API_KEY
+
+    logs = server.logs()
+    for secret in (BOT_TOKEN, SIGNING_SECRET, bot_key, API_KEY, "tk_wrong_key", "tk_attacker_key_1"):
+        assert secret not in logs, "a secret reached the logs"
+    lines = [line for line in logs.splitlines() if line[:4].isdigit()]
+    assert lines and all("[req=" in line and " team=" in line for line in lines)
 
 
 @pytest.fixture
