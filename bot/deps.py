@@ -11,6 +11,7 @@ from bot.connect import ConnectService
 from bot.lookup import ExecutionLookup
 from bot.refold.client import RefoldClient, RetryPolicy, make_http_client
 from bot.refold.credentials import AuthKind, RefoldCredentials
+from bot.refold.ratelimit import RefoldRateLimiter
 from bot.settings import Settings
 from bot.store.credentials import CredentialStore
 from bot.store.crypto import Cipher
@@ -52,7 +53,7 @@ def build_deps(settings: Settings, retry: RetryPolicy | None = None) -> Deps:
     http = make_http_client(settings.refold_timeout_seconds)
     redis = make_redis(settings)
     cipher = Cipher(settings.credential_keys)
-    refold = RefoldClient(http, retry)
+    refold = RefoldClient(http, retry, RefoldRateLimiter(redis))
     store = CredentialStore(redis, cipher)
     known = KnownAccounts(redis)
     resolver = CredentialResolver(store, settings.refold_api_url, fallback_credentials(settings))

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -24,6 +24,7 @@ from bot.refold.errors import (
     MalformedResponse,
     NotFound,
     RateLimited,
+    RefoldBusy,
     RefoldError,
     RequestRejected,
     Unauthorized,
@@ -59,6 +60,8 @@ def make_http_client(timeout_seconds: float) -> httpx.AsyncClient:
 
 
 def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, RefoldBusy):
+        return False  # our own limiter already waited as long as a person should
     if isinstance(exc, RateLimited | Unreachable):
         return True
     return isinstance(exc, UpstreamError) and exc.transient
@@ -130,10 +133,20 @@ def error_for_response(response: httpx.Response) -> RefoldError:
     return RequestRejected(body.message or f"Refold answered HTTP {status}", **kwargs)
 
 
+class RequestGate(Protocol):
+    async def acquire(self, key: str) -> None: ...
+
+
 class RefoldClient:
-    def __init__(self, http: httpx.AsyncClient, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RequestGate | None = None,
+    ) -> None:
         self._http = http
         self._retry = retry or RetryPolicy()
+        self._rate_limiter = rate_limiter
 
     async def get_execution(
         self, creds: RefoldCredentials, execution_id: str, linked_account_id: str | None = None
@@ -226,6 +239,8 @@ class RefoldClient:
         ):
             with attempt:
                 attempt_no += 1
+                if self._rate_limiter is not None:
+                    await self._rate_limiter.acquire(creds.fingerprint)
                 return await self._send_once(method, url, path, headers, params, attempt_no)
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 

@@ -43,6 +43,12 @@ class RateLimited(RefoldError):
     kind = "rate_limited"
 
 
+class RefoldBusy(RateLimited):
+    """Our own limiter refused to send: waiting longer would keep the user waiting too long."""
+
+    kind = "busy"
+
+
 class UpstreamError(RefoldError):
     """5xx from Refold or a proxy in front of it."""
 

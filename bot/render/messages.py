@@ -45,6 +45,11 @@ def describe_error(exc: BaseException) -> str:
             f"({inline(exc.message, 200)}). An admin can run `/execution connect` to update them.",
             exc,
         )
+    if isinstance(exc, refold.RefoldBusy):
+        return (
+            ":hourglass: Refold is busy: this workspace is using its whole Refold rate limit right now. "
+            "Try again in a few seconds."
+        )
     if isinstance(exc, refold.RateLimited):
         return _with_request_id(
             ":hourglass: Refold is busy (rate limit reached). Try again in a few seconds.", exc

@@ -1,0 +1,63 @@
+"""Refold's rate limit (20 requests/s per key, burst 5), kept across every bot process via Redis.
+
+GCRA from pyrate-limiter, stored as one small Redis hash per key and updated atomically in Lua, so
+two processes sharing a key never exceed the limit together. A request that would exceed it waits
+briefly; one that would wait too long is refused with a polite "Refold is busy". Redis being down
+must not stop lookups, so the limiter then lets requests through and says so in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+from pyrate_limiter import GCRA, Duration, Rate
+from pyrate_limiter.buckets.redis_state import RedisStateStore
+from redis.exceptions import RedisError
+
+from bot.refold.errors import RefoldBusy
+from bot.store.redis import NAMESPACE
+
+log = logging.getLogger(__name__)
+
+# Refold allows 20/s with a burst of 5, token-bucket style. A bucket refilling at 15/s with room for 5
+# never sends more than 5 at once nor more than 20 in any one-second window, however it is measured.
+REFOLD_RATES = [Rate(15, Duration.SECOND, burst=5)]
+
+
+class RefoldRateLimiter:
+    def __init__(
+        self, redis: aioredis.Redis, rates: list[Rate] | None = None, max_wait_seconds: float = 3.0
+    ) -> None:
+        self._redis = redis
+        self._rates = rates or REFOLD_RATES
+        self._algorithm = GCRA()
+        self._max_wait = max_wait_seconds
+        self._stores: dict[str, RedisStateStore] = {}
+
+    def _store(self, key: str) -> RedisStateStore:
+        store = self._stores.get(key)
+        if store is None:
+            if len(self._stores) > 10_000:
+                self._stores.clear()  # bounded: a store is only a key name and a cached script
+            store = self._stores[key] = RedisStateStore(self._redis, f"{NAMESPACE}:ratelimit:{key}")
+        return store
+
+    async def acquire(self, key: str) -> None:
+        """Return when a request under `key` may be sent; raise RefoldBusy if that is too far off."""
+        deadline = time.monotonic() + self._max_wait
+        store = self._store(key)
+        while True:
+            try:
+                decision = await store.check(self._algorithm, self._rates, int(time.time() * 1000), 1)
+            except (RedisError, OSError) as exc:
+                log.warning("rate limiter unavailable (%s); sending without it", type(exc).__name__)
+                return
+            if decision.allowed:
+                return
+            wait = max(decision.retry_after_ms or 50, 1) / 1000
+            if time.monotonic() + wait > deadline:
+                raise RefoldBusy("Refold is busy: this workspace is at Refold's rate limit")
+            await asyncio.sleep(wait)
