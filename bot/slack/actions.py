@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.parse import FoundExecution
 from bot.refold.ids import (
@@ -20,7 +21,7 @@ from bot.refold.ids import (
 from bot.render.blocks import REFRESH_ACTION, SHARE_ACTION
 from bot.render.text import escape_mrkdwn
 from bot.slack.cards import card_of, fetch
-from bot.slack.context import safe_respond, workspace_of
+from bot.slack.context import Reply, workspace_of
 from bot.slack.env import SlackEnv
 from bot.workspace import Workspace
 
@@ -50,10 +51,12 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         body: dict[str, Any],
         action: dict[str, Any],
         respond: AsyncRespond,
+        client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        env.tasks.spawn(_refresh(env, body, action, respond, workspace_of(context, body)), "refresh")
+        reply = Reply.of(respond, client, body)
+        env.tasks.spawn(_refresh(env, body, action, reply, workspace_of(context, body)), "refresh")
 
     @app.action(SHARE_ACTION)
     async def share(
@@ -61,24 +64,26 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         body: dict[str, Any],
         action: dict[str, Any],
         respond: AsyncRespond,
+        client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        env.tasks.spawn(_share(env, action, respond, workspace_of(context, body)), "share")
+        reply = Reply.of(respond, client, body)
+        env.tasks.spawn(_share(env, action, reply, workspace_of(context, body)), "share")
 
 
 async def _refresh(
-    env: SlackEnv, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, workspace: Workspace
+    env: SlackEnv, body: dict[str, Any], action: dict[str, Any], reply: Reply, workspace: Workspace
 ) -> None:
     target = read_button_value(action.get("value"))
     if target is None:
-        await safe_respond(respond, response_type="ephemeral", replace_original=False, text=DAMAGED)
+        await reply.send(response_type="ephemeral", replace_original=False, text=DAMAGED)
         return
     ephemeral = bool((body.get("container") or {}).get("is_ephemeral"))
     outcome = await fetch(env, workspace, target.execution_id, target.linked_account_id)
     if outcome.result is not None:
         card = card_of(env, outcome.result, shareable=ephemeral)
-        await safe_respond(respond, replace_original=True, text=card.text, blocks=card.blocks)
+        await reply.send(replace_original=True, text=card.text, blocks=card.blocks)
         return
     # Keep the last good card: re-send it with a note saying why this refresh failed.
     original = body.get("message") or {}
@@ -97,29 +102,24 @@ async def _refresh(
         }
         insert_at = next((i for i, b in enumerate(blocks) if b.get("type") == "actions"), len(blocks))
         blocks.insert(insert_at, note)
-        await safe_respond(
-            respond, replace_original=True, text=original.get("text") or "Execution", blocks=blocks
-        )
+        await reply.send(replace_original=True, text=original.get("text") or "Execution", blocks=blocks)
     else:
         # Ephemeral cards come back without their blocks; leave the card alone and say why beside it.
-        await safe_respond(
-            respond,
+        await reply.send(
             response_type="ephemeral",
             replace_original=False,
             text=f"Refresh failed: {outcome.error}",
         )
 
 
-async def _share(env: SlackEnv, action: dict[str, Any], respond: AsyncRespond, workspace: Workspace) -> None:
+async def _share(env: SlackEnv, action: dict[str, Any], reply: Reply, workspace: Workspace) -> None:
     target = read_button_value(action.get("value"))
     if target is None:
-        await safe_respond(respond, response_type="ephemeral", replace_original=False, text=DAMAGED)
+        await reply.send(response_type="ephemeral", replace_original=False, text=DAMAGED)
         return
     outcome = await fetch(env, workspace, target.execution_id, target.linked_account_id)
     if outcome.result is None:
-        await safe_respond(respond, response_type="ephemeral", replace_original=False, text=outcome.error)
+        await reply.send(response_type="ephemeral", replace_original=False, text=outcome.error)
         return
     card = card_of(env, outcome.result, shareable=False)
-    await safe_respond(
-        respond, response_type="in_channel", replace_original=False, text=card.text, blocks=card.blocks
-    )
+    await reply.send(response_type="in_channel", replace_original=False, text=card.text, blocks=card.blocks)

@@ -16,7 +16,7 @@ from bot.render.messages import USAGE, describe_error
 from bot.render.text import inline
 from bot.slack import connect as connect_modal
 from bot.slack.cards import card_of, fetch
-from bot.slack.context import is_workspace_admin, safe_respond, workspace_of
+from bot.slack.context import Reply, is_workspace_admin, workspace_of
 from bot.slack.env import SlackEnv
 from bot.store.errors import CorruptCredentials, NotConnected, StoreUnavailable
 from bot.workspace import Workspace
@@ -45,30 +45,31 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         await ack()
         workspace = workspace_of(context, body)
         user_id = command.get("user_id")
+        reply = Reply.of(respond, client, body)
         if isinstance(parsed, LookupCommand):
-            env.tasks.spawn(_lookup(env, respond, workspace, parsed), "lookup")
+            env.tasks.spawn(_lookup(env, reply, workspace, parsed), "lookup")
         elif parsed.verb == "status":
-            env.tasks.spawn(_status(env, respond, workspace), "status")
+            env.tasks.spawn(_status(env, reply, workspace), "status")
         elif parsed.verb == "connect":
-            env.tasks.spawn(_connect(client, respond, command.get("trigger_id"), user_id), "connect")
+            env.tasks.spawn(_connect(client, reply, command.get("trigger_id"), user_id), "connect")
         elif parsed.verb == "disconnect":
-            env.tasks.spawn(_ask_disconnect(client, respond, user_id), "disconnect")
+            env.tasks.spawn(_ask_disconnect(client, reply, user_id), "disconnect")
 
 
-async def _lookup(env: SlackEnv, respond: AsyncRespond, workspace: Workspace, cmd: LookupCommand) -> None:
+async def _lookup(env: SlackEnv, reply: Reply, workspace: Workspace, cmd: LookupCommand) -> None:
     outcome = await fetch(env, workspace, cmd.execution_id, cmd.linked_account_id)
     if outcome.result is None:
-        await safe_respond(respond, response_type="ephemeral", text=outcome.error)
+        await reply.send(response_type="ephemeral", text=outcome.error)
         return
     card = card_of(env, outcome.result, shareable=True)
-    await safe_respond(respond, response_type="ephemeral", text=card.text, blocks=card.blocks)
+    await reply.send(response_type="ephemeral", text=card.text, blocks=card.blocks)
 
 
-async def _status(env: SlackEnv, respond: AsyncRespond, workspace: Workspace) -> None:
+async def _status(env: SlackEnv, reply: Reply, workspace: Workspace) -> None:
     try:
         resolved = await env.deps.resolver.resolve(workspace)
     except (NotConnected, CorruptCredentials, StoreUnavailable) as exc:
-        await safe_respond(respond, response_type="ephemeral", text=describe_error(exc))
+        await reply.send(response_type="ephemeral", text=describe_error(exc))
         return
     creds = resolved.credentials
     kind = "session token" if creds.kind is AuthKind.SESSION_TOKEN else "API key"
@@ -100,20 +101,18 @@ async def _status(env: SlackEnv, respond: AsyncRespond, workspace: Workspace) ->
         if record.session_expires_at:
             lines.append(f"Session token expires {record.session_expires_at.strftime('%Y-%m-%d %H:%M UTC')}.")
         text = "\n".join(lines)
-    await safe_respond(respond, response_type="ephemeral", text=text)
+    await reply.send(response_type="ephemeral", text=text)
 
 
-async def _connect(
-    client: AsyncWebClient, respond: AsyncRespond, trigger_id: str | None, user_id: str | None
-) -> None:
+async def _connect(client: AsyncWebClient, reply: Reply, trigger_id: str | None, user_id: str | None) -> None:
     if not await is_workspace_admin(client, user_id):
-        await safe_respond(respond, response_type="ephemeral", text=ADMIN_ONLY)
+        await reply.send(response_type="ephemeral", text=ADMIN_ONLY)
         return
-    await connect_modal.open_modal(client, respond, trigger_id)
+    await connect_modal.open_modal(client, reply, trigger_id)
 
 
-async def _ask_disconnect(client: AsyncWebClient, respond: AsyncRespond, user_id: str | None) -> None:
+async def _ask_disconnect(client: AsyncWebClient, reply: Reply, user_id: str | None) -> None:
     if not await is_workspace_admin(client, user_id):
-        await safe_respond(respond, response_type="ephemeral", text=ADMIN_ONLY)
+        await reply.send(response_type="ephemeral", text=ADMIN_ONLY)
         return
-    await safe_respond(respond, response_type="ephemeral", **connect_modal.disconnect_prompt())
+    await reply.send(response_type="ephemeral", **connect_modal.disconnect_prompt())

@@ -32,7 +32,7 @@ from bot.refold.credentials import AuthKind, mask_secret
 from bot.refold.ids import InvalidLinkedAccount
 from bot.render.messages import describe_error
 from bot.render.text import inline
-from bot.slack.context import is_workspace_admin, safe_respond, workspace_of
+from bot.slack.context import Reply, is_workspace_admin, workspace_of
 from bot.slack.env import SlackEnv
 from bot.store.credentials import Scope
 from bot.store.errors import StoreUnavailable
@@ -105,13 +105,12 @@ def connect_view() -> View:
     )
 
 
-async def open_modal(client: AsyncWebClient, respond: AsyncRespond, trigger_id: str | None) -> None:
+async def open_modal(client: AsyncWebClient, reply: Reply, trigger_id: str | None) -> None:
     try:
         await client.views_open(trigger_id=trigger_id, view=connect_view())
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
-        await safe_respond(
-            respond,
+        await reply.send(
             response_type="ephemeral",
             text=":warning: Slack would not open the connect form. Run `/execution connect` again.",
         )
@@ -269,24 +268,27 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        env.tasks.spawn(_disconnect(env, body, respond, client, context), "disconnect")
+        env.tasks.spawn(
+            _disconnect(env, body, Reply.of(respond, client, body), client, context), "disconnect"
+        )
 
     @app.action(DISCONNECT_CANCEL)
-    async def disconnect_cancelled(ack: AsyncAck, respond: AsyncRespond) -> None:
+    async def disconnect_cancelled(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
-        await safe_respond(respond, replace_original=True, text="Kept the Refold connection.")
+        await Reply.of(respond, client, body).send(replace_original=True, text="Kept the Refold connection.")
 
 
 async def _disconnect(
     env: SlackEnv,
     body: dict[str, Any],
-    respond: AsyncRespond,
+    reply: Reply,
     client: AsyncWebClient,
     context: AsyncBoltContext,
 ) -> None:
     if not await is_workspace_admin(client, (body.get("user") or {}).get("id")):
-        await safe_respond(
-            respond,
+        await reply.send(
             response_type="ephemeral",
             replace_original=False,
             text=":lock: Only workspace admins and owners can disconnect Refold.",
@@ -299,11 +301,11 @@ async def _disconnect(
     try:
         removed = await env.deps.connect.disconnect(*scope)
     except StoreUnavailable as exc:
-        await safe_respond(respond, replace_original=False, text=describe_error(exc))
+        await reply.send(replace_original=False, text=describe_error(exc))
         return
     text = (
         ":wave: Refold is disconnected from this workspace."
         if removed
         else "This workspace had no Refold connection of its own."
     )
-    await safe_respond(respond, replace_original=True, text=text)
+    await reply.send(replace_original=True, text=text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -33,15 +34,57 @@ async def is_workspace_admin(client: AsyncWebClient, user_id: str | None) -> boo
     return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
 
 
-async def safe_respond(respond: AsyncRespond, **kwargs: Any) -> bool:
-    """Send through the response_url; a failure is logged, never raised into the task."""
-    try:
-        response = await respond(**kwargs)
-    except Exception as exc:
-        log.error("response_url delivery failed: %s", type(exc).__name__)
-        return False
-    status = getattr(response, "status_code", 200)
-    if status >= 400:
-        log.error("response_url answered HTTP %s", status)
-        return False
-    return True
+@dataclass(frozen=True)
+class Reply:
+    """Answers one interaction: through its response_url, or, if Slack refuses that, as the bot."""
+
+    respond: AsyncRespond
+    client: AsyncWebClient
+    channel_id: str | None
+    user_id: str | None
+
+    @classmethod
+    def of(cls, respond: AsyncRespond, client: AsyncWebClient, body: dict[str, Any]) -> Reply:
+        channel = (
+            body.get("channel_id")
+            or (body.get("channel") or {}).get("id")
+            or (body.get("container") or {}).get("channel_id")
+        )
+        user = body.get("user_id") or (body.get("user") or {}).get("id")
+        return cls(respond, client, channel, user)
+
+    async def send(self, **kwargs: Any) -> bool:
+        """Deliver; on failure fall back once, and log. Never raises into the task."""
+        if await self._via_response_url(kwargs):
+            return True
+        text, blocks = kwargs.get("text"), kwargs.get("blocks")
+        try:
+            if kwargs.get("response_type") == "in_channel" and self.channel_id:
+                await self.client.chat_postMessage(channel=self.channel_id, text=text, blocks=blocks)
+            elif self.channel_id and self.user_id:
+                await self.client.chat_postEphemeral(
+                    channel=self.channel_id, user=self.user_id, text=text, blocks=blocks
+                )
+            else:
+                raise LookupError("no channel to fall back to")
+        except (SlackApiError, LookupError) as exc:
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+            log.error("reply could not be delivered (response_url failed; fallback: %s)", error)
+            return False
+        except Exception as exc:
+            log.error("reply could not be delivered (response_url failed; fallback: %s)", type(exc).__name__)
+            return False
+        log.warning("response_url failed; replied with a bot message instead")
+        return True
+
+    async def _via_response_url(self, kwargs: dict[str, Any]) -> bool:
+        try:
+            response = await self.respond(**kwargs)
+        except Exception as exc:
+            log.warning("response_url delivery failed: %s", type(exc).__name__)
+            return False
+        status = getattr(response, "status_code", 200)
+        if status >= 400:
+            log.warning("response_url answered HTTP %s", status)
+            return False
+        return True

@@ -16,7 +16,7 @@ from bot.parse import find_executions
 from bot.render.blocks import Card, CardBudget
 from bot.render.text import plural
 from bot.slack.cards import card_of, fetch
-from bot.slack.context import safe_respond, workspace_of
+from bot.slack.context import Reply, workspace_of
 from bot.slack.env import SlackEnv
 from bot.workspace import Workspace
 
@@ -41,16 +41,19 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        env.tasks.spawn(_answer(env, body, respond, client, workspace_of(context, body)), "shortcut")
+        env.tasks.spawn(
+            _answer(env, body, Reply.of(respond, client, body), client, workspace_of(context, body)),
+            "shortcut",
+        )
 
 
 async def _answer(
-    env: SlackEnv, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, workspace: Workspace
+    env: SlackEnv, body: dict[str, Any], reply: Reply, client: AsyncWebClient, workspace: Workspace
 ) -> None:
     message = body.get("message") or {}
     found = find_executions(message)
     if not found:
-        await safe_respond(respond, response_type="ephemeral", text=NONE_FOUND)
+        await reply.send(response_type="ephemeral", text=NONE_FOUND)
         return
     channel = (body.get("channel") or {}).get("id")
     thread_ts = message.get("thread_ts") or message.get("ts")
@@ -58,9 +61,7 @@ async def _answer(
     for item in found[:MAX_CARDS]:
         outcome = await fetch(env, workspace, item.execution_id, item.linked_account_id)
         if outcome.result is None:
-            await safe_respond(
-                respond, response_type="ephemeral", text=f"`{item.execution_id}`: {outcome.error}"
-            )
+            await reply.send(response_type="ephemeral", text=f"`{item.execution_id}`: {outcome.error}")
             continue
         if in_thread:
             in_thread = await _post_in_thread(
@@ -72,11 +73,10 @@ async def _answer(
             if in_thread:
                 continue
         card = card_of(env, outcome.result, shareable=True)
-        await safe_respond(respond, response_type="ephemeral", text=card.text, blocks=card.blocks)
+        await reply.send(response_type="ephemeral", text=card.text, blocks=card.blocks)
     if len(found) > MAX_CARDS:
         left = len(found) - MAX_CARDS
-        await safe_respond(
-            respond,
+        await reply.send(
             response_type="ephemeral",
             text=f"That message names {plural(left, 'more execution')} than the {MAX_CARDS} "
             "shown; look them up with `/execution <execution_id>`.",

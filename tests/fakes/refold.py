@@ -10,6 +10,7 @@ import asyncio
 import collections
 import copy
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,6 +205,7 @@ class FakeRefold(LoopbackServer):
                     "path": request.path,
                     "headers": dict(request.headers),
                     "query": dict(request.query),
+                    "at": time.monotonic(),
                 }
             )
             latency = self.latency
