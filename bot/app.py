@@ -74,6 +74,9 @@ def build_web(settings: Settings, deps: Deps, app: AsyncApp, tasks: BackgroundTa
     handler = AsyncSlackRequestHandler(app)
 
     async def slack_events(request: Request) -> Response:
+        # Bolt's verifier raises on a non-numeric timestamp; answer such a request as the forgery it is.
+        if not request.headers.get("x-slack-request-timestamp", "").isdigit():
+            return Response("invalid request", status_code=401)
         return await handler.handle(request)
 
     async def healthz(request: Request) -> Response:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,9 +93,17 @@ def _slack_server() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def slack(_slack_server: FakeSlack) -> FakeSlack:
+def slack(_slack_server: FakeSlack, bot_key: str) -> Iterator[FakeSlack]:
     _slack_server.reset()
-    return _slack_server
+    yield _slack_server
+    # Whatever the test did, nothing secret was ever sent to Slack.
+    from tests.harness import BOT_TOKEN, SIGNING_SECRET
+    from tests.test_e2e_slack import API_KEY
+
+    with _slack_server.lock:
+        sent = json.dumps([c.args for c in _slack_server.calls] + _slack_server.responses, ensure_ascii=False)
+    for secret in (API_KEY, BOT_TOKEN, SIGNING_SECRET, bot_key, "tk_wrong_key", "tk_attacker_key_1"):
+        assert secret not in sent, "a secret was sent to Slack"
 
 
 @pytest.fixture(scope="session")

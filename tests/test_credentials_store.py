@@ -224,3 +224,17 @@ def test_rediss_insecure_setting_disables_verification_only_when_asked() -> None
     assert insecure.connection_pool.connection_kwargs["ssl_cert_reqs"] == ssl.CERT_NONE
     unix = make_redis(Settings(redis_url=SecretStr("unix:///tmp/redis.sock"), _env_file=None))
     assert unix.connection_pool.connection_kwargs["path"] == "/tmp/redis.sock"
+
+
+async def test_connections_dropped_by_the_server_are_replaced(redis_url: str, credentials_key: str) -> None:
+    settings = Settings(redis_url=SecretStr(redis_url), _env_file=None)
+    client = make_redis(settings)
+    store = CredentialStore(client, Cipher([credentials_key]))
+    await store.save(Scope.TEAM, "T1", record())
+    killer = aioredis.from_url(redis_url)
+    killed = await killer.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1  # the store's pooled connection is gone server-side
+    loaded = await store.load(Scope.TEAM, "T1")
+    assert loaded is not None and loaded.linked_account_id == "acme"
+    await killer.aclose()
+    await client.aclose()

@@ -174,3 +174,8 @@ def test_an_id_surrounded_by_spaces_is_always_found(before: str, eid: str, after
     found = find_executions({"text": f"{before} {eid} {after}"})
     labelled = any(label in before.lower() for label in ("_id", " id", "=", ":"))
     assert labelled or eid in [f.execution_id for f in found]
+
+
+@pytest.mark.parametrize("account", ["müller@example.com", "😀", "acme\u200b", "a\x00b"])
+def test_linked_accounts_must_fit_in_an_http_header(account: str) -> None:
+    assert isinstance(parse_command(f"{A} {account}"), InvalidCommand)

@@ -48,4 +48,7 @@ def normalize_linked_account(raw: str) -> str:
         )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidLinkedAccount("the linked account contains control characters")
+    if not value.isascii():
+        # Refold takes the linked account as an HTTP header, which carries ASCII only.
+        raise InvalidLinkedAccount("the linked account must be plain ASCII text")
     return value

@@ -37,7 +37,8 @@ async def fetch(env: SlackEnv, workspace: Workspace, execution_id: str, account:
     try:
         return Outcome(await env.deps.lookup.lookup(workspace, execution_id, account), None)
     except EXPECTED_FAILURES as exc:
-        log.info("lookup of %s failed: %s", execution_id[:40], type(exc).__name__)
+        detail = f": {exc}" if isinstance(exc, StoreUnavailable) else ""
+        log.info("lookup of %s failed: %s%s", execution_id[:40], type(exc).__name__, detail)
         return Outcome(None, describe_error(exc))
     except Exception:
         log.exception("lookup of %s failed unexpectedly", execution_id[:40])

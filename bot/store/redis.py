@@ -7,6 +7,8 @@ import ssl
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,13 +26,17 @@ def make_redis(settings: Settings) -> aioredis.Redis:
         "socket_connect_timeout": settings.redis_timeout_seconds,
         "health_check_interval": 15,
         "max_connections": 50,
-        # A failed command is not retried here: the caller reports the outage at once.
-        "retry_on_timeout": False,
+        # Under a burst, wait for a free connection instead of failing (the plain pool raises at once).
+        "timeout": max(5.0, settings.redis_timeout_seconds),
+        # Servers drop idle connections (managed Redis does after minutes): reconnect and retry such a
+        # command twice, quickly. A Redis that is really down still fails within the timeouts.
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        "retry_on_error": [RedisConnectionError],
     }
     if url.startswith("rediss://") and settings.redis_tls_insecure:
         options["ssl_cert_reqs"] = ssl.CERT_NONE
         options["ssl_check_hostname"] = False
-    return aioredis.from_url(url, **options)
+    return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(url, **options))
 
 
 @contextlib.asynccontextmanager
@@ -39,7 +45,9 @@ async def redis_errors() -> AsyncIterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise StoreUnavailable(f"Redis is unavailable ({type(exc).__name__})") from None
+        # The message names the failure only: redis-py's text can carry the URL, and with it a password.
+        reason = "no free connection" if "No connection available" in str(exc) else type(exc).__name__
+        raise StoreUnavailable(f"Redis is unavailable ({reason})") from None
 
 
 async def ping(client: aioredis.Redis) -> bool:

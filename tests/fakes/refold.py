@@ -45,6 +45,7 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     endpoint: str | None = None  # None: any endpoint
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,7 +217,9 @@ class FakeRefold(LoopbackServer):
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             body = fault.body.encode() if isinstance(fault.body, str) else fault.body
-            return web.Response(status=fault.status, body=body, content_type=fault.content_type)
+            return web.Response(
+                status=fault.status, body=body, content_type=fault.content_type, headers=fault.headers
+            )
         return await handler(request)
 
     def _take_fault(self, endpoint: str) -> Fault | None:

@@ -1,0 +1,168 @@
+"""Signatures, SSRF and the cross-process rate limit toward Refold, end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
+
+import httpx
+
+from tests.fakes.refold import FakeRefold, Fault, errored_doc
+from tests.fakes.slack import FakeSlack
+from tests.harness import SIGNING_SECRET, BotServer, connect_values, view_submission
+from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
+from tests.test_ratelimit import max_in_window
+
+
+def test_every_bad_signature_is_rejected(bot: BotServer, refold: FakeRefold, slack: FakeSlack) -> None:
+    body = urlencode(
+        {
+            "command": "/execution",
+            "text": EXEC_ID,
+            "team_id": "T1",
+            "user_id": "U1",
+            "response_url": slack.response_url("sig"),
+            "trigger_id": "t",
+        }
+    )
+    now = int(time.time())
+    url = f"{bot.url}/slack/events"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    attempts = {
+        "wrong secret": lambda: bot.post_signed(body, secret="not-the-secret"),
+        "secret with one char changed": lambda: bot.post_signed(body, secret=SIGNING_SECRET[:-1] + "x"),
+        "replay 5 min 1 s old": lambda: bot.post_signed(body, timestamp=now - 301),
+        "replay 1 hour old": lambda: bot.post_signed(body, timestamp=now - 3600),
+        "timestamp 10 min ahead": lambda: bot.post_signed(body, timestamp=now + 600),
+        "body altered after signing": lambda: bot.post_signed(body, tamper=body.replace(EXEC_ID, "0" * 24)),
+        "body extended after signing": lambda: bot.post_signed(body, tamper=body + "&text=x"),
+        "no signature headers": lambda: bot.http.post(url, content=body, headers=form),
+        "empty signature": lambda: bot.http.post(
+            url,
+            content=body,
+            headers={**form, "X-Slack-Request-Timestamp": str(now), "X-Slack-Signature": ""},
+        ),
+        "signature of another body": lambda: bot.http.post(
+            url,
+            content=body,
+            headers={**form, "X-Slack-Request-Timestamp": str(now), "X-Slack-Signature": _sign("other", now)},
+        ),
+        "non-numeric timestamp": lambda: bot.http.post(
+            url,
+            content=body,
+            headers={**form, "X-Slack-Request-Timestamp": "yesterday", "X-Slack-Signature": _sign(body, now)},
+        ),
+        "v0 prefix missing": lambda: bot.http.post(
+            url,
+            content=body,
+            headers={
+                **form,
+                "X-Slack-Request-Timestamp": str(now),
+                "X-Slack-Signature": _sign(body, now)[3:],
+            },
+        ),
+    }
+    statuses = {name: attempt().status_code for name, attempt in attempts.items()}
+    rejected = [name for name, status in statuses.items() if status == 401]
+    assert rejected == list(attempts), statuses  # 12 of 12
+    time.sleep(0.2)
+    assert slack.responses_to("sig") == [] and sum(refold.calls.values()) == 0
+    assert bot.post_signed(body).status_code == 200  # and a good one still passes
+
+
+def _sign(body: str, timestamp: int) -> str:
+    from slack_sdk.signature import SignatureVerifier
+
+    return SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=str(timestamp), body=body)
+
+
+def test_ssrf_base_urls_are_refused_before_any_request(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack
+) -> None:
+    slack.admins.add("UADMIN")
+    refold.api_keys.add(API_KEY)
+    hostile = [
+        "http://app.refold.ai",
+        "https://169.254.169.254",
+        "https://[::1]",
+        "https://127.0.0.1",
+        "https://app.refold.ai@10.0.0.1",
+        "https://user:pw@app.refold.ai",
+        "https://internal.example",
+        "https://app.refold.ai.internal.example",
+        "https://app.refold.ai:8443",
+        "file:///etc/passwd",
+        "gopher://app.refold.ai",
+        "https://app.refold.ai/../admin",
+    ]
+    for url in hostile:
+        answer = bot.interaction(view_submission(connect_values(API_KEY, base_url=url), user="UADMIN")).json()
+        assert answer["response_action"] == "errors" and "base_url" in answer["errors"], url
+    assert sum(refold.calls.values()) == 0
+
+
+def test_a_redirect_to_an_internal_address_is_not_followed(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    from tests.fakes.refold import FakeRefold as Internal
+
+    internal = Internal().start()
+    try:
+        refold.api_keys.add(API_KEY)
+        connect(redis_url, bot_key)
+        location = f"{internal.url}/api/v2/public/execution/{EXEC_ID}"
+        refold.inject(Fault(status=302, body="", headers={"Location": location}))
+        bot.command(EXEC_ID, slack.response_url("redir"))
+        reply = slack.wait_responses("redir")[0]
+        assert "HTTP 302" in reply["text"] or "redirect" in reply["text"]
+        assert sum(internal.calls.values()) == 0
+    finally:
+        internal.stop()
+
+
+def test_two_processes_share_the_refold_rate_limit(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    refold.api_keys.add(API_KEY)
+    ids = [f"{i:024x}" for i in range(1, 201)]
+    for eid in ids:
+        refold.add_execution(eid, errored_doc(), linked_account_id="acme")
+    connect(redis_url, bot_key)
+    second = BotServer({k: v for k, v in bot.env.items() if k != "PORT"}, tmp_path / "second.log").start()
+    try:
+        servers = [bot, second]
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            acks = list(
+                pool.map(lambda i: servers[i % 2].command(ids[i], slack.response_url(f"rl{i}")), range(200))
+            )
+        assert all(a.status_code == 200 for a in acks)
+        slack.wait_for(lambda s: all(s._responses_unlocked(f"rl{i}") for i in range(200)), timeout=30)
+    finally:
+        second.stop()
+    times = [r["at"] for r in refold.requests if r["endpoint"] == "get"]
+    replies = [slack.responses_to(f"rl{i}")[0] for i in range(200)]
+    cards = sum("blocks" in r for r in replies)
+    busy = sum("Refold is busy" in r.get("text", "") for r in replies)
+    others = {
+        r.get("text", "")[:120]
+        for r in replies
+        if "blocks" not in r and "Refold is busy" not in r.get("text", "")
+    }
+    assert cards + busy == 200, others  # every lookup got a card or a polite "busy"
+    assert cards == len(times) and cards >= 20
+    assert max_in_window(times, 1.0) <= 20
+    assert max_in_window(times, 0.01) <= 5
+    report = {
+        "lookups": 200,
+        "refold_calls": len(times),
+        "busy_replies": busy,
+        "max_per_second": max_in_window(times, 1.0),
+        "max_per_10ms": max_in_window(times, 0.01),
+    }
+    print(json.dumps(report))
+
+
+def test_healthz_is_cheap_and_unauthenticated(bot: BotServer) -> None:
+    assert httpx.get(f"{bot.url}/healthz").status_code == 200
