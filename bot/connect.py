@@ -17,6 +17,7 @@ from bot.refold.urls import check_workspace_base_url
 from bot.settings import Settings
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials
 from bot.store.known_accounts import KnownAccounts
+from bot.workspace import CredentialResolver
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,18 @@ def session_token_expiry(token: str) -> datetime | None:
 
 class ConnectService:
     def __init__(
-        self, settings: Settings, store: CredentialStore, known: KnownAccounts, client: RefoldClient
+        self,
+        settings: Settings,
+        store: CredentialStore,
+        known: KnownAccounts,
+        client: RefoldClient,
+        resolver: CredentialResolver,
     ) -> None:
         self._settings = settings
         self._store = store
         self._known = known
         self._client = client
+        self._resolver = resolver
 
     def prepare(self, request: ConnectRequest) -> StoredCredentials:
         """Validate everything that needs no network; raise ValueError subclasses with a user-facing text."""
@@ -89,6 +96,7 @@ class ConnectService:
 
     async def save(self, request: ConnectRequest, record: StoredCredentials) -> None:
         await self._store.save(request.scope, request.scope_id, record)
+        self._resolver.invalidate(request.scope, request.scope_id)
         log.info(
             "refold credentials connected for %s %s by %s",
             request.scope.value,
@@ -98,6 +106,7 @@ class ConnectService:
 
     async def disconnect(self, scope: Scope, scope_id: str) -> bool:
         removed = await self._store.delete(scope, scope_id)
+        self._resolver.invalidate(scope, scope_id)
         await self._known.forget_all(scope.value, scope_id)
         log.info("refold credentials removed for %s %s (existed: %s)", scope.value, scope_id, removed)
         return removed

@@ -56,7 +56,9 @@ def build_deps(settings: Settings, retry: RetryPolicy | None = None) -> Deps:
     refold = RefoldClient(http, retry, RefoldRateLimiter(redis))
     store = CredentialStore(redis, cipher)
     known = KnownAccounts(redis)
-    resolver = CredentialResolver(store, settings.refold_api_url, fallback_credentials(settings))
+    resolver = CredentialResolver(
+        store, settings.refold_api_url, fallback_credentials(settings), settings.credentials_cache_seconds
+    )
     lookup = ExecutionLookup(resolver, refold, known, redis, cipher, settings.terminal_cache_seconds)
-    connect = ConnectService(settings, store, known, refold)
+    connect = ConnectService(settings, store, known, refold, resolver)
     return Deps(settings, http, redis, cipher, refold, store, known, resolver, lookup, connect)

@@ -1,19 +1,24 @@
 """The lookup use case: workspace -> credentials -> (cache | Refold) -> Execution.
 
-Concurrent lookups of the same (credentials, linked account, execution) share one Refold call inside
-a process. Finished executions are cached in Redis (encrypted; keyed by a fingerprint of the
-credentials, never the secret) so repeat lookups cost no Refold call; running ones for 2 s at most.
+Concurrent lookups of the same (credentials, linked account, execution) share one Refold call: inside
+a process through an in-flight future, across processes through a short Redis lease whose holder
+publishes the result to the cache. Finished executions are cached in Redis (encrypted; keyed by a
+fingerprint of the credentials, never the secret) so repeat lookups cost no Refold call; running
+ones for 2 s at most, so Refresh stays fresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import LockError, RedisError
 
 from bot.refold.client import RefoldClient
 from bot.refold.credentials import RefoldCredentials
@@ -28,6 +33,10 @@ from bot.workspace import CredentialResolver, Workspace
 log = logging.getLogger(__name__)
 
 RUNNING_CACHE_SECONDS = 2
+# A Refold call takes at most the client's retry budget in the worst case, usually ~100 ms; a lease
+# outliving a crashed holder only delays the others this long before they fetch themselves.
+LEASE_SECONDS = 10
+LEASE_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -82,9 +91,38 @@ class ExecutionLookup:
     async def _fetch(
         self, creds: RefoldCredentials, canonical: str, override: str | None, key: str
     ) -> Execution:
-        execution = await self._client.get_execution(creds, canonical, override)
-        await self._cache_put(key, execution)
-        return execution
+        """Fetch once across processes: the lease holder calls Refold, the others wait for its result."""
+        deadline = time.monotonic() + LEASE_SECONDS + 1
+        while True:
+            lease = self._redis.lock(f"{NAMESPACE}:lease:{key}", timeout=LEASE_SECONDS, blocking=False)
+            try:
+                async with redis_errors():
+                    leader = await lease.acquire()
+            except StoreUnavailable:
+                return await self._client.get_execution(creds, canonical, override)
+            if leader:
+                try:
+                    execution = await self._client.get_execution(creds, canonical, override)
+                    await self._cache_put(key, execution)
+                    return execution
+                finally:
+                    with contextlib.suppress(LockError, RedisError, OSError):
+                        await lease.release()
+            # Another process is fetching: its result lands in the cache, or its lease goes away
+            # (it failed, or died) and this process takes its turn.
+            while time.monotonic() < deadline:
+                await asyncio.sleep(LEASE_POLL_SECONDS)
+                cached = await self._cache_get(key)
+                if cached is not None:
+                    return cached
+                try:
+                    async with redis_errors():
+                        if not await lease.locked():
+                            break
+                except StoreUnavailable:
+                    break
+            else:
+                return await self._client.get_execution(creds, canonical, override)
 
     async def _single_flight(self, key: str, call: Callable[[], Awaitable[Execution]]) -> Execution:
         pending = self._in_flight.get(key)
@@ -94,10 +132,13 @@ class ExecutionLookup:
         self._in_flight[key] = future
         try:
             result = await call()
-        except BaseException as exc:
+        except Exception as exc:
             future.set_exception(exc)
             # Followers read the exception; mark it retrieved so an unshared one is not reported.
             future.exception()
+            raise
+        except BaseException:
+            future.cancel()
             raise
         else:
             future.set_result(result)

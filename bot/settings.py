@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     refold_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
 
     terminal_cache_seconds: int = Field(default=600, ge=0, le=86_400)
+    credentials_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     port: int = Field(default=3000, ge=1, le=65_535)
     log_level: str = "INFO"

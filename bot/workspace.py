@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from bot.refold.credentials import RefoldCredentials
@@ -41,18 +42,42 @@ class ResolvedCredentials:
 
 
 class CredentialResolver:
-    """Stored workspace credentials, then the org's, then the env fallback, else NotConnected."""
+    """Stored workspace credentials, then the org's, then the env fallback, else NotConnected.
+
+    Decrypted records are kept in process for a few seconds, so a burst of clicks decrypts once.
+    Connect and disconnect in this process invalidate at once; other processes see them within the TTL.
+    """
 
     def __init__(
-        self, store: CredentialStore, default_base_url: str, fallback: RefoldCredentials | None = None
+        self,
+        store: CredentialStore,
+        default_base_url: str,
+        fallback: RefoldCredentials | None = None,
+        cache_seconds: float = 5.0,
     ) -> None:
         self._store = store
         self._default_base_url = default_base_url
         self._fallback = fallback
+        self._cache_seconds = cache_seconds
+        self._cache: dict[tuple[Scope, str], tuple[float, StoredCredentials | None]] = {}
+
+    def invalidate(self, scope: Scope, scope_id: str) -> None:
+        self._cache.pop((scope, scope_id), None)
+
+    async def _load(self, scope: Scope, scope_id: str) -> StoredCredentials | None:
+        now = time.monotonic()
+        hit = self._cache.get((scope, scope_id))
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = await self._store.load(scope, scope_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[(scope, scope_id)] = (now + self._cache_seconds, record)
+        return record
 
     async def resolve(self, workspace: Workspace) -> ResolvedCredentials:
         for scope, scope_id in workspace.scopes():
-            record = await self._store.load(scope, scope_id)
+            record = await self._load(scope, scope_id)
             if record is None:
                 continue
             if record.expired:

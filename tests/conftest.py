@@ -121,6 +121,8 @@ def _bot_server(
         "CREDENTIALS_KEY": bot_key,
         "REFOLD_API_URL": _refold_server.url,
         "REFOLD_TIMEOUT_SECONDS": "1.5",
+        # Tests rewrite credentials behind the bot's back; the in-process cache has its own unit test.
+        "CREDENTIALS_CACHE_SECONDS": "0",
     }
     server = BotServer(env, tmp_path_factory.mktemp("bot") / "bot.log").start()
     yield server

@@ -146,7 +146,7 @@ async def test_resolution_order(redis_client, credentials_key: str) -> None:
     fallback = RefoldCredentials(
         "https://app.refold.ai", AuthKind.API_KEY, SecretStr("tk_fallback_key"), "env"
     )
-    resolver = CredentialResolver(store, "https://app.refold.ai", fallback)
+    resolver = CredentialResolver(store, "https://app.refold.ai", fallback, cache_seconds=0)
     assert (await resolver.resolve(Workspace("T1"))).scope is None  # env fallback
     await store.save(Scope.ENTERPRISE, "E1", record("tk_org_key_123", "org-acct"))
     org = await resolver.resolve(Workspace("T1", "E1"))
@@ -238,3 +238,20 @@ async def test_connections_dropped_by_the_server_are_replaced(redis_url: str, cr
     assert loaded is not None and loaded.linked_account_id == "acme"
     await killer.aclose()
     await client.aclose()
+
+
+async def test_resolved_credentials_are_cached_briefly_and_invalidated(
+    redis_client, credentials_key: str
+) -> None:
+    store = CredentialStore(redis_client, Cipher([credentials_key]))
+    resolver = CredentialResolver(store, "https://app.refold.ai", cache_seconds=0.3)
+    await store.save(Scope.TEAM, "T1", record("tk_first_key_1", "first"))
+    assert (await resolver.resolve(Workspace("T1"))).credentials.linked_account_id == "first"
+    await store.save(Scope.TEAM, "T1", record("tk_second_key_2", "second"))
+    assert (await resolver.resolve(Workspace("T1"))).credentials.linked_account_id == "first"  # cached
+    resolver.invalidate(Scope.TEAM, "T1")
+    assert (await resolver.resolve(Workspace("T1"))).credentials.linked_account_id == "second"
+    await store.delete(Scope.TEAM, "T1")
+    await asyncio.sleep(0.35)
+    with pytest.raises(NotConnected):
+        await resolver.resolve(Workspace("T1"))  # expired from the cache

@@ -82,3 +82,36 @@ def test_sigterm_lets_in_flight_replies_finish(
     (reply,) = slack.responses_to("term")
     assert "blocks" in reply
     assert "shutting down: waiting for 1 in-flight replies" in server.logs()
+
+
+def test_two_processes_share_one_refold_call(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    refold.api_keys.add(API_KEY)
+    refold.add_execution(EXEC_ID, running_doc(), linked_account_id="acme")
+    refold.latency = 0.3
+    connect(redis_url, bot_key)
+    second = BotServer({k: v for k, v in bot.env.items() if k != "PORT"}, tmp_path / "second.log").start()
+    try:
+        value = json.dumps({"e": EXEC_ID, "a": "acme"})
+        servers = [bot, second]
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            list(
+                pool.map(
+                    lambda i: servers[i % 2].interaction(
+                        block_actions("refresh_execution", value, slack.response_url(f"x{i}"))
+                    ),
+                    range(50),
+                )
+            )
+        slack.wait_for(lambda s: all(s._responses_unlocked(f"x{i}") for i in range(50)), timeout=20)
+    finally:
+        second.stop()
+    assert refold.count("get") == 1
+    assert all("blocks" in slack.responses_to(f"x{i}")[0] for i in range(50))
+
+
+def test_no_auth_test_per_request(bot: BotServer, refold: FakeRefold, slack: FakeSlack) -> None:
+    for i in range(20):
+        bot.command("help", slack.response_url(f"h{i}"))
+    assert slack.calls_to("auth.test") == []  # done once, at the first request of the process
