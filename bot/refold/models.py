@@ -7,6 +7,7 @@ Status strings are kept exactly as Refold sent them so that new statuses still d
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -86,7 +87,9 @@ def _canonical(value: str) -> str:
 _NODE_BY_CANONICAL = {_canonical(s.value): s for s in NodeStatus}
 
 
+@functools.lru_cache(maxsize=512)
 def node_outcome(status: str | None) -> NodeOutcome:
+    # Cached: a run has thousands of nodes but only a handful of distinct status strings.
     known = _NODE_BY_CANONICAL.get(_canonical(status or ""))
     return _NODE_OUTCOMES[known] if known else NodeOutcome.UNKNOWN
 

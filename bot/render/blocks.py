@@ -120,7 +120,7 @@ def render_execution(
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
     rendered = [b.to_dict() for b in blocks[:MAX_BLOCKS]]
-    return Card(text=_fallback_text(execution), blocks=rendered)
+    return Card(text=_fallback_text(execution, failing), blocks=rendered)
 
 
 def _title(execution: Execution) -> str:
@@ -229,10 +229,9 @@ def _buttons(execution: Execution, account: str | None, shareable: bool) -> list
     return buttons
 
 
-def _fallback_text(execution: Execution) -> str:
+def _fallback_text(execution: Execution, failing: list[Node]) -> str:
     name = inline(execution.name or execution.id or "execution", 150)
     pct = execution.completion_percentage
     progress = f" ({pct:.0f}%)" if pct is not None else ""
-    failing = execution.failing_nodes
     failing_note = f"; failing: {inline(failing[0].node_name or failing[0].node_id, 80)}" if failing else ""
     return f"{inline(execution.status, 40)}: {name}{progress}{failing_note}"

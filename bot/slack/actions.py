@@ -8,7 +8,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.parse import FoundExecution
@@ -50,12 +49,11 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         ack: AsyncAck,
         body: dict[str, Any],
         action: dict[str, Any],
-        respond: AsyncRespond,
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        reply = Reply.of(respond, client, body)
+        reply = Reply.of(env.deps.http, client, body)
         env.tasks.spawn(_refresh(env, body, action, reply, workspace_of(context, body)), "refresh")
 
     @app.action(SHARE_ACTION)
@@ -63,12 +61,11 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         ack: AsyncAck,
         body: dict[str, Any],
         action: dict[str, Any],
-        respond: AsyncRespond,
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        reply = Reply.of(respond, client, body)
+        reply = Reply.of(env.deps.http, client, body)
         env.tasks.spawn(_share(env, action, reply, workspace_of(context, body)), "share")
 
 

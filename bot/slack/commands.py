@@ -7,7 +7,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.parse import InvalidCommand, LookupCommand, VerbCommand, parse_command
@@ -31,7 +30,6 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         ack: AsyncAck,
         command: dict[str, Any],
         body: dict[str, Any],
-        respond: AsyncRespond,
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
@@ -45,7 +43,7 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         await ack()
         workspace = workspace_of(context, body)
         user_id = command.get("user_id")
-        reply = Reply.of(respond, client, body)
+        reply = Reply.of(env.deps.http, client, body)
         if isinstance(parsed, LookupCommand):
             env.tasks.spawn(_lookup(env, reply, workspace, parsed), "lookup")
         elif parsed.verb == "status":

@@ -10,7 +10,6 @@ from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -263,21 +262,20 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
     async def disconnect_confirmed(
         ack: AsyncAck,
         body: dict[str, Any],
-        respond: AsyncRespond,
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
         env.tasks.spawn(
-            _disconnect(env, body, Reply.of(respond, client, body), client, context), "disconnect"
+            _disconnect(env, body, Reply.of(env.deps.http, client, body), client, context), "disconnect"
         )
 
     @app.action(DISCONNECT_CANCEL)
-    async def disconnect_cancelled(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
-    ) -> None:
+    async def disconnect_cancelled(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await Reply.of(respond, client, body).send(replace_original=True, text="Kept the Refold connection.")
+        await Reply.of(env.deps.http, client, body).send(
+            replace_original=True, text="Kept the Refold connection."
+        )
 
 
 async def _disconnect(

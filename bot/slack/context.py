@@ -6,14 +6,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+RESPONSE_URL_TIMEOUT = 10.0
 
 
 def workspace_of(context: AsyncBoltContext, body: dict[str, Any]) -> Workspace:
@@ -38,20 +40,22 @@ async def is_workspace_admin(client: AsyncWebClient, user_id: str | None) -> boo
 class Reply:
     """Answers one interaction: through its response_url, or, if Slack refuses that, as the bot."""
 
-    respond: AsyncRespond
+    http: httpx.AsyncClient
     client: AsyncWebClient
+    response_url: str | None
     channel_id: str | None
     user_id: str | None
 
     @classmethod
-    def of(cls, respond: AsyncRespond, client: AsyncWebClient, body: dict[str, Any]) -> Reply:
+    def of(cls, http: httpx.AsyncClient, client: AsyncWebClient, body: dict[str, Any]) -> Reply:
         channel = (
             body.get("channel_id")
             or (body.get("channel") or {}).get("id")
             or (body.get("container") or {}).get("channel_id")
         )
         user = body.get("user_id") or (body.get("user") or {}).get("id")
-        return cls(respond, client, channel, user)
+        response_url = body.get("response_url")
+        return cls(http, client, response_url if isinstance(response_url, str) else None, channel, user)
 
     async def send(self, **kwargs: Any) -> bool:
         """Deliver; on failure fall back once, and log. Never raises into the task."""
@@ -77,13 +81,17 @@ class Reply:
         log.warning("response_url failed; replied with a bot message instead")
         return True
 
-    async def _via_response_url(self, kwargs: dict[str, Any]) -> bool:
+    async def _via_response_url(self, body: dict[str, Any]) -> bool:
+        # The process's pooled client, not a fresh session per reply: under load that is most of
+        # the cost of answering.
+        if not self.response_url:
+            return False
         try:
-            response = await self.respond(**kwargs)
-        except Exception as exc:
+            response = await self.http.post(self.response_url, json=body, timeout=RESPONSE_URL_TIMEOUT)
+        except httpx.HTTPError as exc:
             log.warning("response_url delivery failed: %s", type(exc).__name__)
             return False
-        status = getattr(response, "status_code", 200)
+        status = response.status_code
         if status >= 400:
             log.warning("response_url answered HTTP %s", status)
             return False

@@ -8,7 +8,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -36,13 +35,12 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
     async def lookup_from_message(
         ack: AsyncAck,
         body: dict[str, Any],
-        respond: AsyncRespond,
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
         env.tasks.spawn(
-            _answer(env, body, Reply.of(respond, client, body), client, workspace_of(context, body)),
+            _answer(env, body, Reply.of(env.deps.http, client, body), client, workspace_of(context, body)),
             "shortcut",
         )
 

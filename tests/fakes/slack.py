@@ -157,7 +157,7 @@ class FakeSlack(LoopbackServer):
         key = request.match_info["key"]
         body = await request.json()
         with self.lock:
-            self.responses.append({"_key": key, **body})
+            self.responses.append({"_key": key, "_at": time.monotonic(), **body})
             status = self.response_url_status.get(key, 200)
         return web.Response(status=status, text="ok" if status < 400 else "no_such_response_url")
 
