@@ -34,6 +34,7 @@ class Deps:
     connect: ConnectService
 
     async def aclose(self) -> None:
+        await self.lookup.bookkeeping.drain(2.0)
         await self.http.aclose()
         await self.redis.aclose()
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from bot.refold.client import RefoldClient
@@ -28,6 +29,7 @@ from bot.store.crypto import Cipher, InvalidToken
 from bot.store.errors import StoreUnavailable
 from bot.store.known_accounts import KnownAccounts
 from bot.store.redis import NAMESPACE, redis_errors
+from bot.tasks import BackgroundTasks
 from bot.workspace import CredentialResolver, Workspace
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class ExecutionLookup:
         self._cipher = cipher
         self._terminal_ttl = terminal_cache_seconds
         self._in_flight: dict[str, asyncio.Future[Execution]] = {}
+        # Bookkeeping that need not delay the reply: caching, remembering accounts.
+        self.bookkeeping = BackgroundTasks()
 
     async def lookup(
         self, workspace: Workspace, execution_id: str, linked_account_id: str | None = None
@@ -82,16 +86,24 @@ class ExecutionLookup:
         execution = await self._single_flight(key, lambda: self._fetch(creds, canonical, override, key))
 
         if resolved.scope is not None and resolved.scope_id and account:
-            try:
-                await self._known.remember(resolved.scope.value, resolved.scope_id, account)
-            except StoreUnavailable:
-                log.warning("could not remember linked account: Redis unavailable")
+            self.bookkeeping.spawn(
+                self._remember(resolved.scope.value, resolved.scope_id, account), "remember"
+            )
         return LookupResult(execution, account)
+
+    async def _remember(self, scope: str, scope_id: str, account: str) -> None:
+        try:
+            await self._known.remember(scope, scope_id, account)
+        except StoreUnavailable:
+            log.warning("could not remember linked account: Redis unavailable")
 
     async def _fetch(
         self, creds: RefoldCredentials, canonical: str, override: str | None, key: str
-    ) -> Execution:
-        """Fetch once across processes: the lease holder calls Refold, the others wait for its result."""
+    ) -> tuple[Execution, Lock | None]:
+        """Fetch once across processes: the lease holder calls Refold, the others wait for its result.
+
+        Returns the execution and, for the lease holder, the lease to release once the result is cached.
+        """
         deadline = time.monotonic() + LEASE_SECONDS + 1
         while True:
             lease = self._redis.lock(f"{NAMESPACE}:lease:{key}", timeout=LEASE_SECONDS, blocking=False)
@@ -99,22 +111,20 @@ class ExecutionLookup:
                 async with redis_errors():
                     leader = await lease.acquire()
             except StoreUnavailable:
-                return await self._client.get_execution(creds, canonical, override)
+                return await self._client.get_execution(creds, canonical, override), None
             if leader:
                 try:
-                    execution = await self._client.get_execution(creds, canonical, override)
-                    await self._cache_put(key, execution)
-                    return execution
-                finally:
-                    with contextlib.suppress(LockError, RedisError, OSError):
-                        await lease.release()
+                    return await self._client.get_execution(creds, canonical, override), lease
+                except BaseException:
+                    await _release(lease)
+                    raise
             # Another process is fetching: its result lands in the cache, or its lease goes away
             # (it failed, or died) and this process takes its turn.
             while time.monotonic() < deadline:
                 await asyncio.sleep(LEASE_POLL_SECONDS)
                 cached = await self._cache_get(key)
                 if cached is not None:
-                    return cached
+                    return cached, None
                 try:
                     async with redis_errors():
                         if not await lease.locked():
@@ -122,28 +132,42 @@ class ExecutionLookup:
                 except StoreUnavailable:
                     break
             else:
-                return await self._client.get_execution(creds, canonical, override)
+                return await self._client.get_execution(creds, canonical, override), None
 
-    async def _single_flight(self, key: str, call: Callable[[], Awaitable[Execution]]) -> Execution:
+    async def _single_flight(
+        self, key: str, call: Callable[[], Awaitable[tuple[Execution, Lock | None]]]
+    ) -> Execution:
         pending = self._in_flight.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
         future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await call()
+            result, lease = await call()
         except Exception as exc:
+            self._in_flight.pop(key, None)
             future.set_exception(exc)
             # Followers read the exception; mark it retrieved so an unshared one is not reported.
             future.exception()
             raise
         except BaseException:
+            self._in_flight.pop(key, None)
             future.cancel()
             raise
+        future.set_result(result)
+        if lease is None:
+            self._in_flight.pop(key, None)
         else:
-            future.set_result(result)
-            return result
+            # Caching happens after the caller has its answer; until it lands, later lookups in this
+            # process still find the settled future, so none of them calls Refold again.
+            self.bookkeeping.spawn(self._publish(key, result, lease), "publish")
+        return result
+
+    async def _publish(self, key: str, execution: Execution, lease: Lock) -> None:
+        try:
+            await self._cache_put(key, execution)
         finally:
+            await _release(lease)
             self._in_flight.pop(key, None)
 
     async def _cache_get(self, key: str) -> Execution | None:
@@ -169,6 +193,11 @@ class ExecutionLookup:
                 await self._redis.set(f"{NAMESPACE}:exec:{key}", token, ex=ttl)
         except StoreUnavailable:
             log.warning("could not cache execution: Redis unavailable")
+
+
+async def _release(lease: Lock) -> None:
+    with contextlib.suppress(LockError, RedisError, OSError):
+        await lease.release()
 
 
 def _flight_key(fingerprint: str, account: str | None, execution_id: str) -> str:
