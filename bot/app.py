@@ -19,18 +19,25 @@ from starlette.routing import Route
 
 from bot.deps import Deps
 from bot.logs import bind_request
-from bot.settings import Settings, SettingsError, SlackMode
-from bot.slack import actions, commands, connect, shortcuts
+from bot.settings import Settings, SlackMode
+from bot.slack import actions, commands, connect, lifecycle, shortcuts
+from bot.slack.authorize import RotationSafeAuthorize
 from bot.slack.env import SlackEnv
+from bot.slack.oauth import oauth_settings
+from bot.store.installations import RedisInstallationStore
 from bot.store.redis import ping
 from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
 # One listener module per Slack surface, each with `register(app, env)`.
-SURFACES = (commands, shortcuts, actions, connect)
+SURFACES = (commands, shortcuts, actions, connect, lifecycle)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+NOT_INSTALLED = (
+    ":electric_plug: Refold Executions is not installed in this workspace (any more). "
+    "An admin can install it again from the bot's `/slack/install` page."
+)
 
 
 def make_slack_client(settings: Settings) -> AsyncWebClient:
@@ -42,20 +49,38 @@ def make_slack_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncApp:
-    if settings.slack_mode is SlackMode.OAUTH:
-        raise SettingsError(
-            "SLACK_CLIENT_ID",
-            "multi-workspace OAuth is not available in this version; unset it and set SLACK_BOT_TOKEN",
-        )
-    app = AsyncApp(
-        signing_secret=settings.slack_signing_secret.get_secret_value()
-        if settings.slack_signing_secret
-        else None,
-        client=make_slack_client(settings),
-        # Listeners ack at once and hand slow work to tracked tasks: no 10 ms ack polling.
-        process_before_response=True,
-        request_verification_enabled=not settings.socket_mode,
+    client = make_slack_client(settings)
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
+    common: dict[str, Any] = {
+        "signing_secret": signing_secret,
+        "client": client,
+        # Listeners ack at once and hand slow work to tracked tasks: no 10 ms ack polling.
+        "process_before_response": True,
+        "request_verification_enabled": not settings.socket_mode,
+        "user_facing_authorize_error_message": NOT_INSTALLED,
+    }
+    installations = None
+    if settings.slack_mode is SlackMode.OAUTH:
+        installations = RedisInstallationStore(deps.redis, deps.cipher)
+        client_secret = (
+            settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else ""
+        )
+        app = AsyncApp(
+            **common,
+            installation_store=installations,
+            authorize=RotationSafeAuthorize(
+                redis=deps.redis,
+                store=installations,
+                client_id=settings.slack_client_id or "",
+                client_secret=client_secret,
+                client=client,
+            ),
+            oauth_settings=oauth_settings(settings, deps.redis, installations),
+        )
+    else:
+        app = AsyncApp(**common)
 
     @app.middleware
     async def bind_log_context(
@@ -64,7 +89,7 @@ def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncAp
         bind_request(context.team_id or context.enterprise_id)
         await next()
 
-    env = SlackEnv(deps=deps, tasks=tasks)
+    env = SlackEnv(deps=deps, tasks=tasks, installations=installations)
     for surface in SURFACES:
         surface.register(app, env)
     return app
@@ -77,6 +102,13 @@ def build_web(settings: Settings, deps: Deps, app: AsyncApp, tasks: BackgroundTa
         # Bolt's verifier raises on a non-numeric timestamp; answer such a request as the forgery it is.
         if not request.headers.get("x-slack-request-timestamp", "").isdigit():
             return Response("invalid request", status_code=401)
+        return await handler.handle(request)
+
+    async def slack_oauth(request: Request) -> Response:
+        if settings.slack_mode is not SlackMode.OAUTH:
+            return Response(
+                "Not found: this deployment serves one workspace (no OAuth install).", status_code=404
+            )
         return await handler.handle(request)
 
     async def healthz(request: Request) -> Response:
@@ -96,6 +128,8 @@ def build_web(settings: Settings, deps: Deps, app: AsyncApp, tasks: BackgroundTa
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/slack/install", slack_oauth, methods=["GET"]),
+            Route("/slack/oauth_redirect", slack_oauth, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,

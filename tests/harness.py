@@ -47,7 +47,8 @@ class BotServer:
             }
         )
         base.update(env)
-        self.env = base
+        # A value of "" removes the variable (e.g. SLACK_BOT_TOKEN for an OAuth deployment).
+        self.env = {k: v for k, v in base.items() if v != ""}
         self.process: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(timeout=10)
 

@@ -65,7 +65,8 @@ def test_manifest_and_listeners_match_both_ways() -> None:
     m = manifest()
     commands = {c["command"] for c in m["features"]["slash_commands"]}
     shortcuts = {s["callback_id"] for s in m["features"]["shortcuts"]}
-    ui_ids = set(CARD_ACTIONS) | set(CONNECT_ACTIONS) | {CONNECT_VIEW}
+    events = set(m["settings"]["event_subscriptions"]["bot_events"])
+    ui_ids = set(CARD_ACTIONS) | set(CONNECT_ACTIONS) | {CONNECT_VIEW} | events
     names = registered_names()
     assert commands | shortcuts | ui_ids <= names, (
         f"without a listener: {(commands | shortcuts | ui_ids) - names}"

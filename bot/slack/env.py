@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.deps import Deps
+from bot.store.installations import RedisInstallationStore
 from bot.tasks import BackgroundTasks
 
 
@@ -18,4 +19,5 @@ def utc_now() -> datetime:
 class SlackEnv:
     deps: Deps
     tasks: BackgroundTasks
+    installations: RedisInstallationStore | None = None  # OAuth mode only
     clock: Callable[[], datetime] = field(default=utc_now)

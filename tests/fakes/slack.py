@@ -43,6 +43,10 @@ class FakeSlack(LoopbackServer):
             collections.deque
         )
         self.response_url_status: dict[str, int] = {}
+        # oauth.v2.access: install codes and refresh tokens, each usable once, as Slack's are.
+        self.oauth_codes: dict[str, dict[str, Any]] = {}
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}
+        self.bots: dict[str, dict[str, Any]] = {}  # bot token -> auth.test answer
         self._ts = itertools.count(1)
 
     def reset(self) -> None:
@@ -52,6 +56,9 @@ class FakeSlack(LoopbackServer):
             self.admins.clear()
             self.errors.clear()
             self.response_url_status.clear()
+            self.oauth_codes.clear()
+            self.refresh_tokens.clear()
+            self.bots.clear()
 
     # --- programming and reading ----------------------------------------------
 
@@ -121,9 +128,17 @@ class FakeSlack(LoopbackServer):
             return web.json_response(
                 {"ok": False, "error": programmed.error}, status=programmed.status, headers=headers
             )
-        return web.json_response(self._answer(method, args, admins))
+        return web.json_response(self._answer(method, args, admins, token))
 
-    def _answer(self, method: str, args: dict[str, Any], admins: set[str]) -> dict[str, Any]:
+    def _answer(
+        self, method: str, args: dict[str, Any], admins: set[str], token: str | None
+    ) -> dict[str, Any]:
+        if method == "oauth.v2.access":
+            return self._oauth_access(args)
+        with self.lock:
+            known_bot = self.bots.get(token or "")
+        if method == "auth.test" and known_bot is not None:
+            return {"ok": True, **known_bot}
         if method == "auth.test":
             return {
                 "ok": True,
@@ -152,6 +167,14 @@ class FakeSlack(LoopbackServer):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}
         return {"ok": True}
+
+    def _oauth_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            if args.get("grant_type") == "refresh_token":
+                answer = self.refresh_tokens.pop(str(args.get("refresh_token")), None)
+                return answer or {"ok": False, "error": "invalid_refresh_token"}
+            answer = self.oauth_codes.pop(str(args.get("code")), None)
+            return answer or {"ok": False, "error": "invalid_code"}
 
     async def _response_url(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]

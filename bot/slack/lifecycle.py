@@ -1,0 +1,61 @@
+"""Uninstall and token revocation: forget everything the workspace left with the bot."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+
+from bot.slack.env import SlackEnv
+from bot.store.credentials import Scope
+from bot.store.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
+
+
+def register(app: AsyncApp, env: SlackEnv) -> None:
+    @app.event("app_uninstalled")
+    async def uninstalled(context: AsyncBoltContext) -> None:
+        await forget_workspace(
+            env, context.enterprise_id, context.team_id, bool(context.is_enterprise_install)
+        )
+
+    @app.event("tokens_revoked")
+    async def revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        tokens = event.get("tokens") or {}
+        if tokens.get("bot"):
+            await forget_workspace(
+                env, context.enterprise_id, context.team_id, bool(context.is_enterprise_install)
+            )
+        elif env.installations is not None:
+            for user_id in tokens.get("oauth") or []:
+                await env.installations.async_delete_installation(
+                    enterprise_id=context.enterprise_id, team_id=context.team_id, user_id=user_id
+                )
+
+
+async def forget_workspace(
+    env: SlackEnv, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool
+) -> None:
+    """Delete the installation, the Refold credentials and the remembered linked accounts."""
+    team = None if is_enterprise_install else team_id
+    try:
+        if env.installations is not None:
+            await env.installations.async_delete_all(enterprise_id=enterprise_id, team_id=team)
+        scope = (Scope.TEAM, team) if team else (Scope.ENTERPRISE, enterprise_id) if enterprise_id else None
+        if scope is not None and scope[1]:
+            await env.deps.connect.disconnect(scope[0], scope[1])
+    except StoreUnavailable:
+        # Slack does not resend these events; say so loudly so an operator can clean up by hand.
+        log.error(
+            "uninstall of %s/%s could not be recorded: Redis unavailable; run "
+            "`python -m bot disconnect` for it",
+            enterprise_id or "-",
+            team_id or "-",
+        )
+        return
+    log.info("forgot workspace %s/%s after uninstall", enterprise_id or "-", team or "-")
