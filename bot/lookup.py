@@ -45,7 +45,6 @@ LEASE_POLL_SECONDS = 0.02
 class LookupResult:
     execution: Execution
     linked_account_id: str | None
-    from_cache: bool = False
 
 
 class ExecutionLookup:
@@ -81,7 +80,7 @@ class ExecutionLookup:
 
         cached = await self._cache_get(key)
         if cached is not None:
-            return LookupResult(cached, account, from_cache=True)
+            return LookupResult(cached, account)
 
         execution = await self._single_flight(key, lambda: self._fetch(creds, canonical, override, key))
 

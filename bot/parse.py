@@ -102,7 +102,7 @@ _LINKED_ACCOUNT = re.compile(
     r"linked[ _-]?account(?:[ _-]?id)?\s*[\"'`*_]*\s*[:=]\s*[\"'`*_]*\s*([^\s\"'`,;|<>*]+)",
     re.IGNORECASE,
 )
-# A shortcut answers with at most this many cards; the caller says how many were left out.
+# What scanning one message may cost: huge or deeply nested payloads are read in part, never in full.
 MAX_SCAN_CHARS = 200_000
 MAX_BLOCK_DEPTH = 12
 

@@ -30,14 +30,6 @@ def normalize_execution_id(raw: str) -> str:
     return candidate.lower()
 
 
-def is_execution_id(raw: str) -> bool:
-    try:
-        normalize_execution_id(raw)
-    except InvalidExecutionId:
-        return False
-    return True
-
-
 def normalize_linked_account(raw: str) -> str:
     value = raw.strip()
     if not value:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -44,20 +45,17 @@ def read_button_value(value: Any) -> FoundExecution | None:
 
 
 def register(app: AsyncApp, env: SlackEnv) -> None:
-    @app.action(REFRESH_ACTION)
-    async def refresh(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        client: AsyncWebClient,
-        context: AsyncBoltContext,
-    ) -> None:
-        await ack()
-        reply = Reply.of(env.deps.http, client, body)
-        env.tasks.spawn(_refresh(env, body, action, reply, workspace_of(context, body)), "refresh")
+    for action_id, work in ((REFRESH_ACTION, _refresh), (SHARE_ACTION, _share)):
+        app.action(action_id)(_button_listener(env, action_id, work))
 
-    @app.action(SHARE_ACTION)
-    async def share(
+
+ButtonWork = Callable[[SlackEnv, dict[str, Any], dict[str, Any], Reply, Workspace], Awaitable[None]]
+
+
+def _button_listener(env: SlackEnv, name: str, work: ButtonWork) -> Callable[..., Awaitable[None]]:
+    """Ack at once; the lookup behind a button runs as a tracked task."""
+
+    async def listener(
         ack: AsyncAck,
         body: dict[str, Any],
         action: dict[str, Any],
@@ -66,7 +64,9 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
     ) -> None:
         await ack()
         reply = Reply.of(env.deps.http, client, body)
-        env.tasks.spawn(_share(env, action, reply, workspace_of(context, body)), "share")
+        env.tasks.spawn(work(env, body, action, reply, workspace_of(context, body)), name)
+
+    return listener
 
 
 async def _refresh(
@@ -109,7 +109,9 @@ async def _refresh(
         )
 
 
-async def _share(env: SlackEnv, action: dict[str, Any], reply: Reply, workspace: Workspace) -> None:
+async def _share(
+    env: SlackEnv, body: dict[str, Any], action: dict[str, Any], reply: Reply, workspace: Workspace
+) -> None:
     target = read_button_value(action.get("value"))
     if target is None:
         await reply.send(response_type="ephemeral", replace_original=False, text=DAMAGED)

@@ -14,8 +14,6 @@ from bot.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
-
 
 def register(app: AsyncApp, env: SlackEnv) -> None:
     @app.event("app_uninstalled")

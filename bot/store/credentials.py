@@ -124,7 +124,3 @@ class CredentialStore:
                 except WatchError:
                     continue
         return None
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
