@@ -48,9 +48,11 @@ async def _socket_mode(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await handler.connect_async()
-    log.info("connected to Slack in Socket Mode")
+    # connect_async keeps retrying while Slack is unreachable; SIGTERM must still end the process.
+    connecting = asyncio.create_task(handler.connect_async())
+    log.info("connecting to Slack in Socket Mode")
     await stop.wait()
+    connecting.cancel()
     await handler.close_async()
     await tasks.drain(10.0)
     await deps.aclose()

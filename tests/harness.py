@@ -52,7 +52,8 @@ class BotServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(timeout=10)
 
-    def start(self) -> BotServer:
+    def start(self, wait_for_http: bool = True) -> BotServer:
+        """Spawn `python -m bot serve`; unless told otherwise (Socket Mode), wait until /healthz answers."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve"],
@@ -61,6 +62,8 @@ class BotServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+        if not wait_for_http:
+            return self
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

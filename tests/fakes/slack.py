@@ -6,6 +6,7 @@ Errors can be programmed per method, and per response_url.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import json
@@ -47,6 +48,9 @@ class FakeSlack(LoopbackServer):
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.bots: dict[str, dict[str, Any]] = {}  # bot token -> auth.test answer
+        # Socket Mode: envelopes to push to a connected client, and what it sent back.
+        self.socket_outbox: list[dict[str, Any]] = []
+        self.socket_inbox: list[dict[str, Any]] = []
         self._ts = itertools.count(1)
 
     def reset(self) -> None:
@@ -59,6 +63,8 @@ class FakeSlack(LoopbackServer):
             self.oauth_codes.clear()
             self.refresh_tokens.clear()
             self.bots.clear()
+            self.socket_outbox.clear()
+            self.socket_inbox.clear()
 
     # --- programming and reading ----------------------------------------------
 
@@ -99,7 +105,30 @@ class FakeSlack(LoopbackServer):
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{key}", self._response_url)
+        app.router.add_get("/socket", self._socket)
         return app
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """A Socket Mode endpoint: says hello, pushes queued envelopes, records the client's acks."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}})
+
+        async def receive() -> None:
+            async for message in ws:
+                if message.type == web.WSMsgType.TEXT:
+                    with self.lock:
+                        self.socket_inbox.append(json.loads(message.data))
+
+        reader = asyncio.ensure_future(receive())
+        while not ws.closed:
+            with self.lock:
+                outgoing, self.socket_outbox[:] = list(self.socket_outbox), []
+            for envelope in outgoing:
+                await ws.send_json(envelope)
+            await asyncio.sleep(0.02)
+        reader.cancel()
+        return ws
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -135,6 +164,8 @@ class FakeSlack(LoopbackServer):
     ) -> dict[str, Any]:
         if method == "oauth.v2.access":
             return self._oauth_access(args)
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
         with self.lock:
             known_bot = self.bots.get(token or "")
         if method == "auth.test" and known_bot is not None:
