@@ -36,7 +36,7 @@ async def test_two_processes_never_exceed_20_per_second_or_5_at_once(redis_url: 
     assert len(admitted) == 45
     assert max_in_window(admitted, 1.0) <= 20
     assert max_in_window(admitted, 0.02) <= 5
-    assert elapsed >= 2.0  # 41 beyond the burst at 14/s: the limiter really waited
+    assert elapsed >= 2.0  # 42 beyond the burst at 12/s: the limiter really waited
     other = time.monotonic()
     await limiters[0].acquire("another-key")  # keys are independent
     assert time.monotonic() - other < 0.2
@@ -49,7 +49,7 @@ async def test_too_long_a_wait_is_refused_politely(redis_url: str) -> None:
     limiter = RefoldRateLimiter(client, max_wait_seconds=0.1)
     results = await asyncio.gather(*(limiter.acquire("k") for _ in range(12)), return_exceptions=True)
     refused = [r for r in results if isinstance(r, RefoldBusy)]
-    assert 4 <= results.count(None) <= 6  # the burst, plus what fits in 0.1 s at 14/s
+    assert 3 <= results.count(None) <= 5  # the burst, plus what fits in 0.1 s at 12/s
     assert len(refused) == 12 - results.count(None)
     assert all("busy" in str(r) for r in refused)
     await client.aclose()
