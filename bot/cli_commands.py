@@ -195,7 +195,8 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILED
     deps = build_deps(settings)
     try:
-        line("redis", await ping(deps.redis), "answers PING" if await ping(deps.redis) else "not answering")
+        redis_ok = await ping(deps.redis)
+        line("redis", redis_ok, "answers PING" if redis_ok else "not answering")
         line(*await _check_slack(settings))
         creds = fallback_credentials(settings)
         if creds is None:
