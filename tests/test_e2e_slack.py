@@ -331,32 +331,6 @@ def test_admin_disconnect_with_confirmation(
     assert "/execution connect" in slack.wait_responses("gone")[0]["text"]
 
 
-def test_bad_signatures_and_stale_timestamps_are_rejected(
-    bot: BotServer, refold: FakeRefold, slack: FakeSlack
-) -> None:
-    from urllib.parse import urlencode
-
-    body = urlencode(
-        {
-            "command": "/execution",
-            "text": EXEC_ID,
-            "team_id": "T1",
-            "user_id": "U1",
-            "response_url": slack.response_url("sig"),
-            "trigger_id": "t",
-        }
-    )
-    rejected = [
-        bot.post_signed(body, secret="wrong-secret"),
-        bot.post_signed(body, timestamp=int(time.time()) - 6 * 60),
-        bot.post_signed(body, timestamp=int(time.time()) + 6 * 60),
-        bot.post_signed(body, tamper=body.replace("U1", "U2")),
-    ]
-    assert [r.status_code for r in rejected] == [401, 401, 401, 401]
-    time.sleep(0.2)
-    assert slack.responses_to("sig") == [] and sum(refold.calls.values()) == 0
-
-
 def test_healthz(bot: BotServer) -> None:
     response = bot.http.get(f"{bot.url}/healthz")
     assert response.status_code == 200 and response.json() == {"redis": "ok"}

@@ -69,12 +69,18 @@ def _button_listener(env: SlackEnv, name: str, work: ButtonWork) -> Callable[...
     return listener
 
 
-async def _refresh(
-    env: SlackEnv, body: dict[str, Any], action: dict[str, Any], reply: Reply, workspace: Workspace
-) -> None:
+async def _target_or_refuse(action: dict[str, Any], reply: Reply) -> FoundExecution | None:
     target = read_button_value(action.get("value"))
     if target is None:
         await reply.send(response_type="ephemeral", replace_original=False, text=DAMAGED)
+    return target
+
+
+async def _refresh(
+    env: SlackEnv, body: dict[str, Any], action: dict[str, Any], reply: Reply, workspace: Workspace
+) -> None:
+    target = await _target_or_refuse(action, reply)
+    if target is None:
         return
     ephemeral = bool((body.get("container") or {}).get("is_ephemeral"))
     outcome = await fetch(env, workspace, target.execution_id, target.linked_account_id)
@@ -112,9 +118,8 @@ async def _refresh(
 async def _share(
     env: SlackEnv, body: dict[str, Any], action: dict[str, Any], reply: Reply, workspace: Workspace
 ) -> None:
-    target = read_button_value(action.get("value"))
+    target = await _target_or_refuse(action, reply)
     if target is None:
-        await reply.send(response_type="ephemeral", replace_original=False, text=DAMAGED)
         return
     outcome = await fetch(env, workspace, target.execution_id, target.linked_account_id)
     if outcome.result is None:
