@@ -19,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Refold execution bot for Slack")
     verbs = parser.add_subparsers(dest="verb")
     verbs.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN)")
+    verbs.add_parser("worker", help="run queued lookups for the web processes (Procfile `worker:`)")
     verbs.add_parser("keygen", help="print a new CREDENTIALS_KEY")
     verbs.add_parser("check", help="verify settings, Redis, Slack and Refold")
     verbs.add_parser("rotate-keys", help="re-encrypt every stored record under the newest CREDENTIALS_KEY")
@@ -61,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.server import serve
 
             return serve(settings)
+        if verb == "worker":
+            settings.require_credentials_key()
+            from bot.worker import run_worker
+
+            return asyncio.run(run_worker(settings))
         return asyncio.run(_run(verb, args, settings))
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.deps import Deps
+from bot.jobs import JobQueue
 from bot.logs import bind_request
 from bot.settings import Settings, SlackMode
 from bot.slack import actions, commands, connect, lifecycle, shortcuts
@@ -89,7 +90,7 @@ def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncAp
         bind_request(context.team_id or context.enterprise_id)
         await next()
 
-    env = SlackEnv(deps=deps, tasks=tasks, installations=installations)
+    env = SlackEnv(deps=deps, tasks=tasks, installations=installations, jobs=JobQueue(deps.redis))
     for surface in SURFACES:
         surface.register(app, env)
     return app

@@ -22,6 +22,7 @@ from bot.render.blocks import REFRESH_ACTION, SHARE_ACTION
 from bot.render.text import escape_mrkdwn
 from bot.slack.cards import card_of, fetch
 from bot.slack.context import Reply, workspace_of
+from bot.slack.dispatch import job, make_job, submit
 from bot.slack.env import SlackEnv
 from bot.workspace import Workspace
 
@@ -45,15 +46,12 @@ def read_button_value(value: Any) -> FoundExecution | None:
 
 
 def register(app: AsyncApp, env: SlackEnv) -> None:
-    for action_id, work in ((REFRESH_ACTION, _refresh), (SHARE_ACTION, _share)):
-        app.action(action_id)(_button_listener(env, action_id, work))
+    for action_id, kind in ((REFRESH_ACTION, "refresh"), (SHARE_ACTION, "share")):
+        app.action(action_id)(_button_listener(env, kind))
 
 
-ButtonWork = Callable[[SlackEnv, dict[str, Any], dict[str, Any], Reply, Workspace], Awaitable[None]]
-
-
-def _button_listener(env: SlackEnv, name: str, work: ButtonWork) -> Callable[..., Awaitable[None]]:
-    """Ack at once; the lookup behind a button runs as a tracked task."""
+def _button_listener(env: SlackEnv, kind: str) -> Callable[..., Awaitable[None]]:
+    """Ack at once; the lookup behind a button runs as a job, here or in a worker."""
 
     async def listener(
         ack: AsyncAck,
@@ -63,10 +61,26 @@ def _button_listener(env: SlackEnv, name: str, work: ButtonWork) -> Callable[...
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        reply = Reply.of(env.deps.http, client, body)
-        env.tasks.spawn(work(env, body, action, reply, workspace_of(context, body)), name)
+        work = make_job(
+            kind, body, workspace_of(context, body), bool(context.is_enterprise_install), action=action
+        )
+        env.tasks.spawn(submit(env, work, client), kind)
 
     return listener
+
+
+@job("refresh")
+async def _refresh_job(
+    env: SlackEnv, job_data: dict[str, Any], reply: Reply, client: AsyncWebClient, workspace: Workspace
+) -> None:
+    await _refresh(env, job_data["body"], job_data["args"]["action"], reply, workspace)
+
+
+@job("share")
+async def _share_job(
+    env: SlackEnv, job_data: dict[str, Any], reply: Reply, client: AsyncWebClient, workspace: Workspace
+) -> None:
+    await _share(env, job_data["body"], job_data["args"]["action"], reply, workspace)
 
 
 async def _target_or_refuse(action: dict[str, Any], reply: Reply) -> FoundExecution | None:

@@ -16,6 +16,7 @@ from bot.render.text import inline
 from bot.slack import connect as connect_modal
 from bot.slack.cards import card_of, fetch
 from bot.slack.context import Reply, is_workspace_admin, workspace_of
+from bot.slack.dispatch import job, make_job, submit
 from bot.slack.env import SlackEnv
 from bot.store.errors import CorruptCredentials, NotConnected, StoreUnavailable
 from bot.workspace import Workspace
@@ -45,13 +46,29 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         user_id = command.get("user_id")
         reply = Reply.of(env.deps.http, client, body)
         if isinstance(parsed, LookupCommand):
-            env.tasks.spawn(_lookup(env, reply, workspace, parsed), "lookup")
+            lookup = make_job(
+                "lookup",
+                body,
+                workspace,
+                bool(context.is_enterprise_install),
+                execution_id=parsed.execution_id,
+                linked_account_id=parsed.linked_account_id,
+            )
+            env.tasks.spawn(submit(env, lookup, client), "lookup")
         elif parsed.verb == "status":
             env.tasks.spawn(_status(env, reply, workspace), "status")
         elif parsed.verb == "connect":
             env.tasks.spawn(_connect(client, reply, command.get("trigger_id"), user_id), "connect")
         elif parsed.verb == "disconnect":
             env.tasks.spawn(_ask_disconnect(client, reply, user_id), "disconnect")
+
+
+@job("lookup")
+async def _lookup_job(
+    env: SlackEnv, job_data: dict[str, Any], reply: Reply, client: AsyncWebClient, workspace: Workspace
+) -> None:
+    args = job_data["args"]
+    await _lookup(env, reply, workspace, LookupCommand(args["execution_id"], args.get("linked_account_id")))
 
 
 async def _lookup(env: SlackEnv, reply: Reply, workspace: Workspace, cmd: LookupCommand) -> None:

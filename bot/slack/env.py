@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.deps import Deps
+from bot.jobs import JobQueue
 from bot.store.installations import RedisInstallationStore
 from bot.tasks import BackgroundTasks
 
@@ -20,4 +21,5 @@ class SlackEnv:
     deps: Deps
     tasks: BackgroundTasks
     installations: RedisInstallationStore | None = None  # OAuth mode only
+    jobs: JobQueue | None = None  # hands slow work to `python -m bot worker` when one is running
     clock: Callable[[], datetime] = field(default=utc_now)

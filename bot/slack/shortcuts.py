@@ -16,6 +16,7 @@ from bot.render.blocks import Card, CardBudget
 from bot.render.text import plural
 from bot.slack.cards import card_of, fetch
 from bot.slack.context import Reply, workspace_of
+from bot.slack.dispatch import job, make_job, submit
 from bot.slack.env import SlackEnv
 from bot.workspace import Workspace
 
@@ -39,10 +40,15 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        env.tasks.spawn(
-            _answer(env, body, Reply.of(env.deps.http, client, body), client, workspace_of(context, body)),
-            "shortcut",
-        )
+        work = make_job("shortcut", body, workspace_of(context, body), bool(context.is_enterprise_install))
+        env.tasks.spawn(submit(env, work, client), "shortcut")
+
+
+@job("shortcut")
+async def _shortcut_job(
+    env: SlackEnv, job_data: dict[str, Any], reply: Reply, client: AsyncWebClient, workspace: Workspace
+) -> None:
+    await _answer(env, job_data["body"], reply, client, workspace)
 
 
 async def _answer(
