@@ -90,7 +90,9 @@ def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncAp
         bind_request(context.team_id or context.enterprise_id)
         await next()
 
-    env = SlackEnv(deps=deps, tasks=tasks, installations=installations, jobs=JobQueue(deps.redis))
+    env = SlackEnv(
+        deps=deps, tasks=tasks, installations=installations, jobs=JobQueue(deps.redis, deps.cipher)
+    )
     for surface in SURFACES:
         surface.register(app, env)
     return app

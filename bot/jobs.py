@@ -1,7 +1,8 @@
 """A Redis job queue between the web process (acks) and worker processes (lookups and cards).
 
 At least once: a worker moves a job to its own processing list while it runs it, and a worker that
-starts puts back what a dead worker left there. Nothing here knows about Slack.
+starts puts back what a dead worker left there. Jobs carry interaction payloads (message text,
+response_url), so they are encrypted like everything else the bot keeps. Nothing here knows about Slack.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot.store.crypto import Cipher, InvalidToken
 from bot.store.redis import NAMESPACE, redis_errors
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,9 @@ ALIVE_CHECK_SECONDS = 1.0
 
 
 class JobQueue:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, cipher: Cipher) -> None:
         self._redis = redis
+        self._cipher = cipher
         self._alive_until = 0.0
         self._alive_checked_at = 0.0
 
@@ -45,7 +48,7 @@ class JobQueue:
 
     async def enqueue(self, job: dict[str, Any]) -> None:
         async with redis_errors():
-            await self._redis.lpush(QUEUE, json.dumps(job))
+            await self._redis.lpush(QUEUE, self._cipher.encrypt(json.dumps(job).encode()))
 
     # --- worker side -----------------------------------------------------------
 
@@ -68,6 +71,14 @@ class JobQueue:
     async def take(self, worker_id: str, wait_seconds: float) -> bytes | None:
         async with redis_errors():
             return await self._redis.blmove(QUEUE, f"{PROCESSING}:{worker_id}", wait_seconds, "RIGHT", "LEFT")
+
+    def open(self, raw: bytes) -> dict[str, Any] | None:
+        """The job inside a queued entry, or None if it cannot be read (another key, or corrupt)."""
+        try:
+            return json.loads(self._cipher.decrypt(raw))
+        except (InvalidToken, ValueError):
+            log.error("a queued job could not be read; dropped")
+            return None
 
     async def done(self, worker_id: str, raw: bytes) -> None:
         async with redis_errors():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 
@@ -66,7 +65,7 @@ async def run_worker(settings: Settings) -> int:
     tasks = BackgroundTasks()
     env = SlackEnv(deps=deps, tasks=tasks, installations=installations)
     clients = SlackClients(settings, installations)
-    queue = JobQueue(deps.redis)
+    queue = JobQueue(deps.redis, deps.cipher)
     worker_id = queue.new_worker_id()
     slots = asyncio.Semaphore(MAX_CONCURRENT_JOBS)
     stop = asyncio.Event()
@@ -83,7 +82,9 @@ async def run_worker(settings: Settings) -> int:
 
     async def handle(raw: bytes) -> None:
         try:
-            job_data = json.loads(raw)
+            job_data = queue.open(raw)
+            if job_data is None:
+                return
             bind_request(job_data.get("team") or job_data.get("enterprise"))
             client = await clients.for_job(job_data)
             if client is None:

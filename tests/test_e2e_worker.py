@@ -83,7 +83,10 @@ def test_jobs_left_by_a_dead_worker_are_taken_up_again(
         "body": {"response_url": slack.response_url("orphan"), "channel_id": "C1", "user_id": "U1"},
         "args": {"execution_id": EXEC_ID, "linked_account_id": None},
     }
-    r.lpush("refold-bot:jobs:processing:deadbeef0000", json.dumps(orphan))  # its worker has no heartbeat
+    from bot.store.crypto import Cipher
+
+    sealed = Cipher([bot_key]).encrypt(json.dumps(orphan).encode())
+    r.lpush("refold-bot:jobs:processing:deadbeef0000", sealed)  # its worker has no heartbeat
     worker, log = start_worker(bot, tmp_path / "worker.log")
     try:
         (reply,) = slack.wait_responses("orphan", timeout=15)
@@ -93,3 +96,26 @@ def test_jobs_left_by_a_dead_worker_are_taken_up_again(
         worker.wait(20)
         log.close()
     assert not r.exists("refold-bot:jobs:processing:deadbeef0000")
+
+
+def test_queued_jobs_are_encrypted(redis_url: str, bot_key: str) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from bot.jobs import JobQueue
+    from bot.store.crypto import Cipher
+
+    async def enqueue_and_read() -> tuple[bytes, dict | None]:
+        client = aioredis.from_url(redis_url)
+        queue = JobQueue(client, Cipher([bot_key]))
+        await queue.enqueue(
+            {"kind": "lookup", "body": {"response_url": "https://hooks.slack.com/secret-path"}}
+        )
+        raw = await client.lindex("refold-bot:jobs", 0)
+        await client.aclose()
+        return raw, queue.open(raw)
+
+    raw, opened = asyncio.run(enqueue_and_read())
+    assert b"secret-path" not in raw and b"lookup" not in raw
+    assert opened is not None and opened["body"]["response_url"].endswith("secret-path")

@@ -39,6 +39,7 @@ class FakeSlack(LoopbackServer):
         super().__init__()
         self.calls: list[SlackCall] = []
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_urls, with "_key"
+        self._responses_by_key: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self.admins: set[str] = set()
         self.errors: dict[str, collections.deque[ProgrammedError]] = collections.defaultdict(
             collections.deque
@@ -57,6 +58,7 @@ class FakeSlack(LoopbackServer):
         with self.lock:
             self.calls.clear()
             self.responses.clear()
+            self._responses_by_key.clear()
             self.admins.clear()
             self.errors.clear()
             self.response_url_status.clear()
@@ -81,7 +83,7 @@ class FakeSlack(LoopbackServer):
 
     def responses_to(self, key: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [r for r in self.responses if r["_key"] == key]
+            return list(self._responses_by_key.get(key, ()))
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -97,7 +99,7 @@ class FakeSlack(LoopbackServer):
         return self.wait_for(lambda s: len(r := s._responses_unlocked(key)) >= count and r, timeout)
 
     def _responses_unlocked(self, key: str) -> list[dict[str, Any]]:
-        return [r for r in self.responses if r["_key"] == key]
+        return list(self._responses_by_key.get(key, ()))
 
     # --- serving -------------------------------------------------------------
 
@@ -211,7 +213,9 @@ class FakeSlack(LoopbackServer):
         key = request.match_info["key"]
         body = await request.json()
         with self.lock:
-            self.responses.append({"_key": key, "_at": time.monotonic(), **body})
+            received = {"_key": key, "_at": time.monotonic(), **body}
+            self.responses.append(received)
+            self._responses_by_key[key].append(received)
             status = self.response_url_status.get(key, 200)
         return web.Response(status=status, text="ok" if status < 400 else "no_such_response_url")
 
