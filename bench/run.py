@@ -331,14 +331,7 @@ def main() -> None:
         )
 
         # The same web process with `python -m bot worker` beside it: the web process acks and queues.
-        worker_log = (workdir / "worker.log").open("ab")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bot", "worker"],
-            env=bot.env,
-            cwd=ROOT / "tests",
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-        )
+        worker, worker_log = bot.start_worker(workdir / "worker.log")
         time.sleep(3)  # first heartbeat, and the web process's once-a-second look for it
         both = (bot.process.pid, worker.pid)
         for concurrency, requests in ((1, 200), (10, args.requests), (100, args.requests)):

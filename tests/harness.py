@@ -75,6 +75,18 @@ class BotServer:
                 time.sleep(0.05)
         raise RuntimeError("bot did not start")
 
+    def start_worker(self, log_path: Path) -> tuple[subprocess.Popen[bytes], Any]:
+        """`python -m bot worker` with this server's settings; returns the process and its open log."""
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "worker"],
+            env=self.env,
+            cwd=ROOT / "tests",
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return process, log
+
     def stop(self) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)

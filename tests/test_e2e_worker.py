@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import redis as sync_redis
 
 from tests.fakes.refold import FakeRefold, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import ROOT, BotServer
+from tests.harness import BotServer
 from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
-
-
-def start_worker(bot: BotServer, log_path) -> tuple[subprocess.Popen, object]:
-    log = log_path.open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "worker"],
-        env=bot.env,
-        cwd=ROOT / "tests",
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return process, log
 
 
 def wait_until(predicate, timeout: float = 10.0) -> None:
@@ -42,7 +28,7 @@ def test_worker_answers_queued_lookups_and_web_takes_over_when_it_stops(
     refold.add_execution("f" * 24, errored_doc(), linked_account_id="acme")
     connect(redis_url, bot_key)
     r = sync_redis.Redis.from_url(redis_url)
-    worker, log = start_worker(bot, tmp_path / "worker.log")
+    worker, log = bot.start_worker(tmp_path / "worker.log")
     try:
         wait_until(lambda: r.exists("refold-bot:workers"))
         time.sleep(1.1)  # the web process re-checks for a live worker once a second
@@ -87,7 +73,7 @@ def test_jobs_left_by_a_dead_worker_are_taken_up_again(
 
     sealed = Cipher([bot_key]).encrypt(json.dumps(orphan).encode())
     r.lpush("refold-bot:jobs:processing:deadbeef0000", sealed)  # its worker has no heartbeat
-    worker, log = start_worker(bot, tmp_path / "worker.log")
+    worker, log = bot.start_worker(tmp_path / "worker.log")
     try:
         (reply,) = slack.wait_responses("orphan", timeout=15)
         assert "blocks" in reply
