@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
@@ -277,3 +278,38 @@ def test_rotation_under_two_workers_spends_the_refresh_token_once(
     from bot.store.crypto import Cipher
 
     assert json.loads(Cipher([bot_key]).decrypt(stored))["bot_token"] == "xoxe.xoxb-new"
+
+
+def test_worker_uses_each_workspaces_own_bot_token(
+    oauth_bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    install(oauth_bot, slack, "code-wa", access_answer("TWA", "xoxb-team-wa"))
+    install(oauth_bot, slack, "code-wb", access_answer("TWB", "xoxb-team-wb"))
+    for team in ("TWA", "TWB"):
+        connect(redis_url, bot_key, team=team, secret=f"tk_key_{team.lower()}")
+        refold.api_keys.add(f"tk_key_{team.lower()}")
+    refold.add_execution(EXEC_ID, errored_doc())
+    worker, log = oauth_bot.start_worker(tmp_path / "worker.log")
+    try:
+        r = sync_redis.Redis.from_url(redis_url)
+        deadline = time.monotonic() + 10
+        while not r.exists("refold-bot:workers") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.1)  # the web process looks for a live worker once a second
+        for team in ("TWA", "TWB"):
+            before = len(slack.calls_to("chat.postMessage"))
+            shortcut_from(oauth_bot, slack, f"w-{team}", team)
+            post = slack.wait_for(
+                lambda s, n=before: (
+                    len(s.calls_to("chat.postMessage")) > n and s.calls_to("chat.postMessage")[-1]
+                )
+            )
+            assert post.token == f"xoxb-team-{team[1:].lower()}"
+            assert refold.requests[-1]["headers"]["x-api-key"] == f"tk_key_{team.lower()}"
+            for k in r.keys("refold-bot:exec:*"):
+                r.delete(k)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)
+        log.close()
+    assert "refold GET" in (tmp_path / "worker.log").read_text()  # the worker, not the web process, looked up
