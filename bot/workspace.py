@@ -29,6 +29,12 @@ class Workspace:
         return found
 
     @property
+    def own_scope(self) -> tuple[Scope, str] | None:
+        """Where a connect, disconnect or uninstall from here writes: the most specific scope."""
+        scopes = self.scopes()
+        return scopes[0] if scopes else None
+
+    @property
     def label(self) -> str:
         return self.team_id or self.enterprise_id or "-"
 

@@ -18,6 +18,7 @@ from bot.slack.cards import card_of, fetch
 from bot.slack.context import Reply, is_workspace_admin, workspace_of
 from bot.slack.dispatch import job, make_job, submit
 from bot.slack.env import SlackEnv
+from bot.store.credentials import Scope
 from bot.store.errors import CorruptCredentials, NotConnected, StoreUnavailable
 from bot.workspace import Workspace
 
@@ -97,11 +98,7 @@ async def _status(env: SlackEnv, reply: Reply, workspace: Workspace) -> None:
         )
     else:
         record = resolved.record
-        where = (
-            "this workspace"
-            if resolved.scope and resolved.scope.value == "team"
-            else "your Enterprise Grid org"
-        )
+        where = "this workspace" if resolved.scope is Scope.TEAM else "your Enterprise Grid org"
         who = (
             f"<@{inline(record.connected_by, 40)}>"
             if record.connected_by and record.connected_by != "cli"

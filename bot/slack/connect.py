@@ -33,7 +33,6 @@ from bot.render.messages import describe_error
 from bot.render.text import inline
 from bot.slack.context import Reply, is_workspace_admin, workspace_of
 from bot.slack.env import SlackEnv
-from bot.store.credentials import Scope
 from bot.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -151,14 +150,6 @@ def _field(values: dict[str, Any], block: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _scope(workspace_team: str | None, enterprise: str | None) -> tuple[Scope, str] | None:
-    if workspace_team:
-        return Scope.TEAM, workspace_team
-    if enterprise:
-        return Scope.ENTERPRISE, enterprise
-    return None
-
-
 def _sentence(exc: BaseException) -> str:
     text = str(exc)
     return f"{text[:1].upper()}{text[1:]}."
@@ -200,7 +191,7 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
             )
             return
         workspace = workspace_of(context, body)
-        scope = _scope(workspace.team_id, workspace.enterprise_id)
+        scope = workspace.own_scope
         values = (view.get("state") or {}).get("values") or {}
         if scope is None:
             await ack(
@@ -293,7 +284,7 @@ async def _disconnect(
         )
         return
     workspace = workspace_of(context, body)
-    scope = _scope(workspace.team_id, workspace.enterprise_id)
+    scope = workspace.own_scope
     if scope is None:
         return
     try:

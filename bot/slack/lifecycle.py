@@ -9,8 +9,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.slack.env import SlackEnv
-from bot.store.credentials import Scope
 from bot.store.errors import StoreUnavailable
+from bot.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,9 @@ async def forget_workspace(
     try:
         if env.installations is not None:
             await env.installations.async_delete_all(enterprise_id=enterprise_id, team_id=team)
-        scope = (Scope.TEAM, team) if team else (Scope.ENTERPRISE, enterprise_id) if enterprise_id else None
-        if scope is not None and scope[1]:
-            await env.deps.connect.disconnect(scope[0], scope[1])
+        scope = Workspace(team, enterprise_id).own_scope
+        if scope is not None:
+            await env.deps.connect.disconnect(*scope)
     except StoreUnavailable:
         # Slack does not resend these events; say so loudly so an operator can clean up by hand.
         log.error(
