@@ -1,4 +1,4 @@
-"""CLI entry: serve | keygen | check | connect | disconnect | lookup | rotate-keys."""
+"""CLI entry: serve | worker | keygen | check | connect | disconnect | lookup | rotate-keys | queue."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     verbs.add_parser("keygen", help="print a new CREDENTIALS_KEY")
     verbs.add_parser("check", help="verify settings, Redis, Slack and Refold")
     verbs.add_parser("rotate-keys", help="re-encrypt every stored record under the newest CREDENTIALS_KEY")
+    verbs.add_parser("queue", help="print queued, active, scheduled and failed jobs and the live workers")
 
     connect = verbs.add_parser("connect", help="store Refold credentials for a workspace (secret on stdin)")
     target = connect.add_mutually_exclusive_group(required=True)
@@ -98,6 +99,7 @@ async def _run(verb: str, args: argparse.Namespace, settings: Settings) -> int:
         "disconnect": cli_commands.disconnect,
         "lookup": cli_commands.lookup,
         "rotate-keys": cli_commands.rotate_keys,
+        "queue": cli_commands.queue,
     }
     return await handlers[verb](args, settings)
 

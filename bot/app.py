@@ -10,47 +10,39 @@ from typing import Any
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.deps import Deps
-from bot.jobs import JobQueue
+from bot.container import Container
 from bot.logs import bind_request
-from bot.settings import Settings, SlackMode
+from bot.render.messages import NOT_INSTALLED
+from bot.settings import SlackMode
 from bot.slack import actions, commands, connect, lifecycle, shortcuts
 from bot.slack.authorize import RotationSafeAuthorize
-from bot.slack.env import SlackEnv
 from bot.slack.oauth import oauth_settings
-from bot.store.installations import RedisInstallationStore
 from bot.store.redis import ping
-from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
-# One listener module per Slack surface, each with `register(app, env)`.
+# One listener module per Slack surface; each `register` takes the services it uses.
 SURFACES = (commands, shortcuts, actions, connect, lifecycle)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
-NOT_INSTALLED = (
-    ":electric_plug: Refold Executions is not installed in this workspace (any more). "
-    "An admin can install it again from the bot's `/slack/install` page."
-)
 
 
-def make_slack_client(settings: Settings) -> AsyncWebClient:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
-    # Slack's `ratelimited` answers carry Retry-After; the SDK's handler honours it.
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
-    return client
+def register_surfaces(app: AsyncApp, c: Container) -> None:
+    commands.register(app, c.dispatcher, c.responder, c.resolver)
+    shortcuts.register(app, c.dispatcher)
+    actions.register(app, c.dispatcher, c.responder)
+    connect.register(app, c.responder, c.connect)
+    lifecycle.register(app, c.connect, c.installations)
 
 
-def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncApp:
-    client = make_slack_client(settings)
+def build_app(c: Container) -> AsyncApp:
+    settings = c.settings
+    client = c.slack.default
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     )
@@ -62,23 +54,23 @@ def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncAp
         "request_verification_enabled": not settings.socket_mode,
         "user_facing_authorize_error_message": NOT_INSTALLED,
     }
-    installations = None
-    if settings.slack_mode is SlackMode.OAUTH:
-        installations = RedisInstallationStore(deps.redis, deps.cipher)
+    installations = c.installations
+    if settings.slack_mode is SlackMode.OAUTH and installations is not None:
         client_secret = (
             settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else ""
         )
         app = AsyncApp(
             **common,
             installation_store=installations,
-            authorize=RotationSafeAuthorize(
-                redis=deps.redis,
+            # Bolt takes any AsyncAuthorize here; its annotation names only plain callables.
+            authorize=RotationSafeAuthorize(  # type: ignore[arg-type]
+                redis=c.redis,
                 store=installations,
                 client_id=settings.slack_client_id or "",
                 client_secret=client_secret,
                 client=client,
             ),
-            oauth_settings=oauth_settings(settings, deps.redis, installations),
+            oauth_settings=oauth_settings(settings, c.redis, installations),
         )
     else:
         app = AsyncApp(**common)
@@ -90,15 +82,12 @@ def build_app(settings: Settings, deps: Deps, tasks: BackgroundTasks) -> AsyncAp
         bind_request(context.team_id or context.enterprise_id)
         await next()
 
-    env = SlackEnv(
-        deps=deps, tasks=tasks, installations=installations, jobs=JobQueue(deps.redis, deps.cipher)
-    )
-    for surface in SURFACES:
-        surface.register(app, env)
+    register_surfaces(app, c)
     return app
 
 
-def build_web(settings: Settings, deps: Deps, app: AsyncApp, tasks: BackgroundTasks) -> Starlette:
+def build_web(c: Container, app: AsyncApp) -> Starlette:
+    settings = c.settings
     handler = AsyncSlackRequestHandler(app)
 
     async def slack_events(request: Request) -> Response:
@@ -115,7 +104,7 @@ def build_web(settings: Settings, deps: Deps, app: AsyncApp, tasks: BackgroundTa
         return await handler.handle(request)
 
     async def healthz(request: Request) -> Response:
-        healthy = await ping(deps.redis)
+        healthy = await ping(c.redis)
         return JSONResponse(
             {"redis": "ok" if healthy else "unavailable"}, status_code=200 if healthy else 503
         )
@@ -124,9 +113,8 @@ def build_web(settings: Settings, deps: Deps, app: AsyncApp, tasks: BackgroundTa
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info("serving Slack requests on /slack/events")
         yield
-        log.info("shutting down: waiting for %d in-flight replies", tasks.pending)
-        await tasks.drain(SHUTDOWN_GRACE_SECONDS)
-        await deps.aclose()
+        log.info("shutting down: waiting for %d in-flight replies", c.tasks.pending)
+        await c.aclose(SHUTDOWN_GRACE_SECONDS)
 
     return Starlette(
         routes=[

@@ -9,20 +9,21 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
-from bot.connect import ConnectRequest, InvalidSecret
-from bot.deps import Deps, build_deps, fallback_credentials
+from bot.container import Container, build_container, fallback_credentials
+from bot.errors import BotError, ErrorKind
 from bot.refold.client import RefoldClient, make_http_client
 from bot.refold.credentials import AuthKind
-from bot.refold.errors import DisallowedBaseUrl, RefoldError
-from bot.refold.ids import InvalidExecutionId, InvalidLinkedAccount, normalize_execution_id
+from bot.refold.errors import RefoldError
+from bot.refold.ids import InvalidExecutionId, normalize_execution_id
 from bot.render.blocks import render_execution
-from bot.render.messages import describe_error
+from bot.render.errors import Surface, describe
 from bot.render.terminal import execution_summary
 from bot.settings import Settings, SettingsError
 from bot.store.credentials import Scope
-from bot.store.errors import CorruptCredentials, NotConnected, StoreUnavailable
+from bot.store.errors import StoreUnavailable
 from bot.store.redis import ping
-from bot.workspace import Workspace
+from bot.usecases.connect import ConnectRequest
+from bot.usecases.workspace import Workspace
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -44,44 +45,14 @@ def print_json(data: object) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-USER_ERRORS = (
-    InvalidExecutionId,
-    InvalidLinkedAccount,
-    RefoldError,
-    NotConnected,
-    CorruptCredentials,
-    StoreUnavailable,
-    DisallowedBaseUrl,
-    InvalidSecret,
-)
-
-
-def _plain(text: str) -> str:
-    """Slack-formatted message -> terminal text."""
-    for code in (
-        ":warning: ",
-        ":mag: ",
-        ":lock: ",
-        ":hourglass: ",
-        ":satellite_antenna: ",
-        ":boom: ",
-        ":jigsaw: ",
-        ":no_entry_sign: ",
-        ":electric_plug: ",
-        ":floppy_disk: ",
-    ):
-        text = text.replace(code, "")
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def _fail(exc: BaseException) -> int:
-    print(f"error: {_plain(describe_error(exc))}", file=sys.stderr)
+    print(f"error: {describe(exc, Surface.TERMINAL)}", file=sys.stderr)
     return EXIT_FAILED
 
 
-def _deps(settings: Settings) -> Deps:
+def _container(settings: Settings) -> Container:
     settings.require_credentials_key()
-    return build_deps(settings)
+    return build_container(settings)
 
 
 def _scope(args: argparse.Namespace) -> tuple[Scope, str]:
@@ -95,13 +66,13 @@ async def lookup(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(exc)
     try:
         if args.team or args.enterprise:
-            deps = _deps(settings)
+            container = _container(settings)
             try:
-                result = await deps.lookup.lookup(
+                result = await container.lookup.lookup(
                     Workspace(args.team, args.enterprise), execution_id, args.linked_account
                 )
             finally:
-                await deps.aclose()
+                await container.aclose()
             execution, account = result.execution, result.linked_account_id
         else:
             creds = fallback_credentials(settings)
@@ -115,7 +86,7 @@ async def lookup(args: argparse.Namespace, settings: Settings) -> int:
             async with make_http_client(settings.refold_timeout_seconds) as http:
                 execution = await RefoldClient(http).get_execution(creds, execution_id, args.linked_account)
             account = creds.effective_linked_account(args.linked_account)
-    except USER_ERRORS as exc:
+    except BotError as exc:
         return _fail(exc)
     if args.json:
         card = render_execution(execution, now=datetime.now(UTC), linked_account_id=account, shareable=True)
@@ -128,35 +99,37 @@ async def lookup(args: argparse.Namespace, settings: Settings) -> int:
 async def connect(args: argparse.Namespace, settings: Settings) -> int:
     scope, scope_id = _scope(args)
     secret = read_secret_from_stdin()
-    deps = _deps(settings)
+    container = _container(settings)
     try:
         request = ConnectRequest(
             scope, scope_id, auth_kind(args), secret, args.linked_account, args.base_url, connected_by="cli"
         )
-        record = deps.connect.prepare(request)
-        await deps.connect.verify(record)
-        await deps.connect.save(request, record)
-    except (InvalidSecret, InvalidLinkedAccount, DisallowedBaseUrl) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except USER_ERRORS as exc:
-        print("Refold did not accept the credentials; nothing was saved.", file=sys.stderr)
-        return _fail(exc)
+        record = container.connect.prepare(request)
+        await container.connect.verify(record)
+        await container.connect.save(request, record)
+    except BotError as exc:
+        usage = exc.kind in {
+            ErrorKind.INVALID_SECRET,
+            ErrorKind.INVALID_LINKED_ACCOUNT,
+            ErrorKind.DISALLOWED_BASE_URL,
+        }
+        print(f"error: nothing was saved. {describe(exc, Surface.TERMINAL)}", file=sys.stderr)
+        return EXIT_USAGE if usage else EXIT_FAILED
     finally:
-        await deps.aclose()
+        await container.aclose()
     print(f"connected {scope.value} {scope_id} (linked account {record.linked_account_id or '–'})")
     return 0
 
 
 async def disconnect(args: argparse.Namespace, settings: Settings) -> int:
     scope, scope_id = _scope(args)
-    deps = _deps(settings)
+    container = _container(settings)
     try:
-        removed = await deps.connect.disconnect(scope, scope_id)
+        removed = await container.connect.disconnect(scope, scope_id)
     except StoreUnavailable as exc:
         return _fail(exc)
     finally:
-        await deps.aclose()
+        await container.aclose()
     print(
         f"disconnected {scope.value} {scope_id}" if removed else f"{scope.value} {scope_id} was not connected"
     )
@@ -164,13 +137,13 @@ async def disconnect(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
-    deps = _deps(settings)
+    container = _container(settings)
     try:
-        rotated, unreadable = await deps.credentials.rotate_all()
+        rotated, unreadable = await container.credentials.rotate_all()
     except StoreUnavailable as exc:
         return _fail(exc)
     finally:
-        await deps.aclose()
+        await container.aclose()
     print(f"re-encrypted {rotated} records under the newest key; {unreadable} unreadable")
     return EXIT_FAILED if unreadable else 0
 
@@ -193,9 +166,9 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     except SettingsError as exc:
         line("credentials key", False, str(exc))
         return EXIT_FAILED
-    deps = build_deps(settings)
+    container = build_container(settings)
     try:
-        redis_ok = await ping(deps.redis)
+        redis_ok = await ping(container.redis)
         line("redis", redis_ok, "answers PING" if redis_ok else "not answering")
         line(*await _check_slack(settings))
         creds = fallback_credentials(settings)
@@ -203,12 +176,12 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
             line("refold", True, "no fallback credentials set; workspaces connect their own")
         else:
             try:
-                await deps.refold.list_executions(creds, limit=1)
+                await container.refold.list_executions(creds, limit=1)
                 line("refold", True, f"fallback credentials accepted by {settings.refold_api_url}")
             except RefoldError as exc:
-                line("refold", False, _plain(describe_error(exc)))
+                line("refold", False, describe(exc, Surface.TERMINAL))
     finally:
-        await deps.aclose()
+        await container.aclose()
     return 0 if ok else EXIT_FAILED
 
 
@@ -228,3 +201,19 @@ async def _check_slack(settings: Settings) -> tuple[str, bool, str]:
         return "slack", False, f"auth.test failed: {exc.response.get('error')}"
     except Exception as exc:  # network failures of any kind
         return "slack", False, f"auth.test failed: {type(exc).__name__}"
+
+
+async def queue(args: argparse.Namespace, settings: Settings) -> int:
+    container = _container(settings)
+    try:
+        stats = await container.jobs.stats()
+    except StoreUnavailable as exc:
+        return _fail(exc)
+    finally:
+        await container.aclose(0)
+    print(f"queued: {stats.queued}")
+    print(f"active: {stats.active}")
+    print(f"scheduled: {stats.scheduled}")
+    print(f"failed: {stats.failed}")
+    print(f"workers: {len(stats.workers)}" + (f" ({', '.join(stats.workers)})" if stats.workers else ""))
+    return 0

@@ -79,7 +79,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library loggers log request URLs and headers at DEBUG; keep them at WARNING.
-    for noisy in ("httpx", "httpcore", "slack_sdk", "slack_bolt", "asyncio", "uvicorn.access"):
+    # saq logs every job at INFO, with the queue's connection details: the bot logs its own lines.
+    for noisy in ("httpx", "httpcore", "slack_sdk", "slack_bolt", "asyncio", "uvicorn.access", "saq"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

@@ -199,4 +199,4 @@ def _usable_account(account: str) -> bool:
 
 def _labelled_as_other_id(text: str, start: int) -> bool:
     label = _LABEL_BEFORE.search(text[max(0, start - 40) : start])
-    return bool(label) and label.group(1).strip().lower() in _NOT_EXECUTION_LABELS
+    return label is not None and label.group(1).strip().lower() in _NOT_EXECUTION_LABELS

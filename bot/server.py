@@ -9,9 +9,8 @@ import signal
 import uvicorn
 
 from bot.app import build_app, build_web
-from bot.deps import build_deps
+from bot.container import build_container
 from bot.settings import Settings
-from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +18,8 @@ log = logging.getLogger(__name__)
 def serve(settings: Settings) -> int:
     if settings.socket_mode:
         return asyncio.run(_socket_mode(settings))
-    deps = build_deps(settings)
-    tasks = BackgroundTasks()
-    web = build_web(settings, deps, build_app(settings, deps, tasks), tasks)
+    container = build_container(settings)
+    web = build_web(container, build_app(container))
     config = uvicorn.Config(
         web,
         host="0.0.0.0",  # noqa: S104 - a web process must listen beyond loopback
@@ -39,9 +37,8 @@ def serve(settings: Settings) -> int:
 async def _socket_mode(settings: Settings) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    deps = build_deps(settings)
-    tasks = BackgroundTasks()
-    app = build_app(settings, deps, tasks)
+    container = build_container(settings)
+    app = build_app(container)
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
     handler = AsyncSocketModeHandler(app, app_token)
     stop = asyncio.Event()
@@ -54,6 +51,5 @@ async def _socket_mode(settings: Settings) -> int:
     await stop.wait()
     connecting.cancel()
     await handler.close_async()
-    await tasks.drain(10.0)
-    await deps.aclose()
+    await container.aclose(10.0)
     return 0

@@ -1,7 +1,9 @@
-"""`python -m bot worker`: runs lookup jobs that web processes queue, so their event loops only ack.
+"""`python -m bot worker`: saq's worker over the bot's job queue.
 
-Several workers may run; each takes jobs one by one (BLMOVE) and runs up to MAX_CONCURRENT_JOBS at a
-time. SIGTERM stops taking jobs and lets the running ones finish.
+Web processes enqueue typed, sealed jobs; this process opens each one and runs its handler, the same
+function a web process runs when no worker is alive. SIGTERM first takes this worker off the list of
+live workers (so web processes stop queueing for it), keeps taking jobs for the moment they need to
+notice, then stops taking jobs and lets the running ones finish.
 """
 
 from __future__ import annotations
@@ -10,113 +12,105 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
+from typing import Any
 
-from slack_sdk.web.async_client import AsyncWebClient
+from saq import Job, Worker
 
-from bot.app import make_slack_client
-from bot.deps import Deps, build_deps
-from bot.jobs import HEARTBEAT_SECONDS, JobQueue
-from bot.logs import bind_request
-from bot.settings import Settings, SlackMode
-from bot.slack import actions, commands, shortcuts  # noqa: F401 - importing registers their jobs
-from bot.slack.dispatch import run_job
-from bot.slack.env import SlackEnv
-from bot.store.errors import StoreUnavailable
-from bot.store.installations import RedisInstallationStore
-from bot.tasks import BackgroundTasks
+from bot.container import Container, build_container
+from bot.jobs.queue import ALIVE_CHECK_SECONDS, PULSE_SECONDS, RUN, UnreadableJob
+from bot.settings import Settings
+from bot.slack.jobs import RetryLater
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_JOBS = 50
-TAKE_WAIT_SECONDS = 1.0
+CONCURRENCY = 20  # each slot holds one Redis connection while it waits for a job
+REDIS_CONNECTIONS = 100
+DRAIN_SECONDS = 10
+# saq's upkeep: how often it promotes scheduled jobs, reports this worker alive, and sweeps jobs of
+# dead workers. Live workers are reported with a TTL of worker_info + 1 s.
+TIMERS = {"schedule": 1, "worker_info": 2, "sweep": 1, "abort": 1}
 
 
-class SlackClients:
-    """The Slack client for a job's workspace: the one bot token, or the installation's (OAuth)."""
+@contextlib.asynccontextmanager
+async def keep_alive(job: Job) -> AsyncIterator[None]:
+    """Touch the running job through saq's heartbeat; a job whose worker died stops being touched.
 
-    def __init__(self, settings: Settings, installations: RedisInstallationStore | None) -> None:
-        self._settings = settings
-        self._installations = installations
-        self._default = make_slack_client(settings)
-        self._by_token: dict[str, AsyncWebClient] = {}
+    The pulse is asked to stop rather than cancelled, so no Redis command is ever cut off halfway.
+    """
+    done = asyncio.Event()
 
-    async def for_job(self, job_data: dict) -> AsyncWebClient | None:
-        if self._installations is None:
-            return self._default
-        bot = await self._installations.async_find_bot(
-            enterprise_id=job_data.get("enterprise"),
-            team_id=job_data.get("team"),
-            is_enterprise_install=job_data.get("org_wide"),
-        )
-        if bot is None or not bot.bot_token:
-            return None
-        client = self._by_token.get(bot.bot_token)
-        if client is None:
-            client = AsyncWebClient(token=bot.bot_token, base_url=self._settings.slack_api_url)
-            self._by_token[bot.bot_token] = client
-        return client
+    async def pulse() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), PULSE_SECONDS)
+                return
+            try:
+                await job.update()
+            except Exception as exc:  # a missed touch only matters if every touch fails
+                log.warning("could not touch a running job: %s", type(exc).__name__)
+
+    task = asyncio.create_task(pulse())
+    try:
+        yield
+    finally:
+        done.set()
+        await task
+
+
+def make_job_function(container: Container) -> Any:
+    async def run(ctx: dict[str, Any], *, sealed: str) -> None:
+        saq_job: Job = ctx["job"]
+        try:
+            job = container.jobs.open(sealed)
+        except UnreadableJob as exc:
+            log.error("a queued job could not be opened (%s); dropped", exc)
+            return
+        async with keep_alive(saq_job):
+            try:
+                await container.runner.run(job, queued=True, final_attempt=not saq_job.retryable)
+            except RetryLater as exc:
+                log.warning("%s job met a transient failure (%s); it will be retried", job.kind, exc)
+                raise
+
+    return run
 
 
 async def run_worker(settings: Settings) -> int:
-    deps: Deps = build_deps(settings)
-    installations = (
-        RedisInstallationStore(deps.redis, deps.cipher) if settings.slack_mode is SlackMode.OAUTH else None
+    container = build_container(settings, redis_connections=REDIS_CONNECTIONS)
+    queue = container.jobs.saq
+    worker = Worker(
+        queue,
+        functions=[(RUN, make_job_function(container))],
+        concurrency=CONCURRENCY,
+        timers=TIMERS,  # type: ignore[arg-type]
+        dequeue_timeout=min(1.0, settings.redis_timeout_seconds / 2),
+        shutdown_grace_period_s=DRAIN_SECONDS,
     )
-    tasks = BackgroundTasks()
-    env = SlackEnv(deps=deps, tasks=tasks, installations=installations)
-    clients = SlackClients(settings, installations)
-    queue = JobQueue(deps.redis, deps.cipher)
-    worker_id = queue.new_worker_id()
-    slots = asyncio.Semaphore(MAX_CONCURRENT_JOBS)
-    stop = asyncio.Event()
+    # This process handles SIGTERM itself (below) instead of saq's immediate stop.
+    worker.SIGNALS = []
     loop = asyncio.get_running_loop()
+
+    async def retire_then_stop() -> None:
+        log.info("worker %s stopping: leaving the live list, then finishing running jobs", worker.id)
+        with contextlib.suppress(Exception):
+            # Not reporting in any more: web processes run new work themselves from their next check.
+            await queue.redis.zrem(queue.namespace("stats"), queue.namespace(f"worker_info:{worker.id}"))
+            await queue.redis.delete(queue.namespace(f"worker_info:{worker.id}"))
+        await asyncio.sleep(ALIVE_CHECK_SECONDS + 0.5)
+        worker.event.set()
+
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if not stopping:
+            stopping.append(asyncio.create_task(retire_then_stop()))
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    async def heartbeat() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(StoreUnavailable):
-                await queue.beat(worker_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS / 3)
-
-    async def handle(raw: bytes) -> None:
-        try:
-            job_data = queue.open(raw)
-            if job_data is None:
-                return
-            bind_request(job_data.get("team") or job_data.get("enterprise"))
-            client = await clients.for_job(job_data)
-            if client is None:
-                log.error("no installation for job %s; dropped", job_data.get("kind"))
-                return
-            await run_job(env, job_data, client)
-        finally:
-            slots.release()
-            with contextlib.suppress(StoreUnavailable):
-                await queue.done(worker_id, raw)
-
-    beating = asyncio.create_task(heartbeat())
-    with contextlib.suppress(StoreUnavailable):
-        await queue.beat(worker_id)
-        await queue.requeue_orphans()
-    log.info("worker %s taking jobs", worker_id)
-    while not stop.is_set():
-        await slots.acquire()
-        try:
-            raw = await queue.take(worker_id, TAKE_WAIT_SECONDS)
-        except StoreUnavailable:
-            slots.release()
-            await asyncio.sleep(1)
-            continue
-        if raw is None:
-            slots.release()
-            continue
-        tasks.spawn(handle(raw), "job")
-    log.info("worker %s stopping: finishing %d jobs", worker_id, tasks.pending)
-    beating.cancel()
-    with contextlib.suppress(StoreUnavailable):
-        await queue.retire(worker_id)
-    await tasks.drain(10.0)
-    await deps.aclose()
+        loop.add_signal_handler(sig, on_signal)
+    log.info("worker %s taking jobs (concurrency %d)", worker.id, CONCURRENCY)
+    try:
+        await worker.start()
+    finally:
+        await container.aclose(2.0)
     return 0

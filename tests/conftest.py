@@ -16,7 +16,9 @@ from pytest_redis import factories
 from tests.fakes.refold import FakeRefold
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# Copies of the documented Refold examples and Slack's manifest schema: the suite reads nothing outside
+# the repository.
+DATA = ROOT / "tests" / "data"
 
 redis_server = factories.redis_proc(port=None)
 # A second server that outage tests stop and start, so the shared one never goes down.
@@ -97,8 +99,7 @@ def slack(_slack_server: FakeSlack, bot_key: str) -> Iterator[FakeSlack]:
     _slack_server.reset()
     yield _slack_server
     # Whatever the test did, nothing secret was ever sent to Slack.
-    from tests.harness import BOT_TOKEN, SIGNING_SECRET
-    from tests.test_e2e_slack import API_KEY
+    from tests.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET
 
     with _slack_server.lock:
         sent = json.dumps([c.args for c in _slack_server.calls] + _slack_server.responses, ensure_ascii=False)
@@ -128,8 +129,7 @@ def _bot_server(
     yield server
     server.stop()
     # Across every end-to-end test: no secret ever reached the logs, and every line says whose it is.
-    from tests.harness import BOT_TOKEN, SIGNING_SECRET
-    from tests.test_e2e_slack import API_KEY
+    from tests.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET
 
     logs = server.logs()
     for secret in (BOT_TOKEN, SIGNING_SECRET, bot_key, API_KEY, "tk_wrong_key", "tk_attacker_key_1"):

@@ -9,16 +9,61 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
+
+from bot.refold.credentials import AuthKind
+from bot.store.credentials import CredentialStore, Scope, StoredCredentials
+from bot.store.crypto import Cipher
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "test-signing-secret-8c1f0e"
 BOT_TOKEN = "xoxb-1111111111-2222222222-testbottokenvalue"
+EXEC_ID = "65410cf6cdf931a12d7ab009"
+API_KEY = "tk_e2e_secret_key_9f2c"
+
+
+def connect(
+    redis_url: str,
+    key: str,
+    team: str = "T1",
+    secret: str = API_KEY,
+    account: str = "acme",
+    scope: Scope = Scope.TEAM,
+) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    async def save() -> None:
+        client = aioredis.from_url(redis_url)
+        record = StoredCredentials(
+            kind=AuthKind.API_KEY,
+            secret=SecretStr(secret),
+            linked_account_id=account,
+            connected_by="U1",
+            connected_at=datetime.now(UTC),
+        )
+        await CredentialStore(client, Cipher([key])).save(scope, team, record)
+        await client.aclose()
+
+    asyncio.run(save())
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end in range(len(times)):
+        while times[end] - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 def free_port() -> int:
@@ -226,3 +271,23 @@ def connect_values(
         "linked_account": {"value": {"type": "plain_text_input", "value": account}},
         "base_url": {"value": {"type": "plain_text_input", "value": base_url}},
     }
+
+
+def live_workers(redis_url: str) -> int:
+    """Workers reporting in to the job queue now (saq's worker list: scores are expiry times in ms)."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        return int(client.zcount("saq:refold-bot:stats", int(time.time() * 1000), "+inf"))
+    finally:
+        client.close()
+
+
+def wait_for_live_worker(redis_url: str, timeout: float = 15.0) -> None:
+    """Until a worker reports in, then as long again as web processes take to notice (once a second)."""
+    deadline = time.monotonic() + timeout
+    while live_workers(redis_url) == 0:
+        assert time.monotonic() < deadline, "no worker reported in"
+        time.sleep(0.05)
+    time.sleep(1.1)

@@ -12,13 +12,14 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bot.refold.credentials import AuthKind, RefoldCredentials, mask_secret
+from bot.render.errors import Surface, describe
 from bot.settings import Settings
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials, credentials_key
 from bot.store.crypto import Cipher
-from bot.store.errors import CorruptCredentials, NotConnected, StoreUnavailable
+from bot.store.errors import CorruptCredentials, NotConnected, SessionExpired, StoreUnavailable
 from bot.store.known_accounts import KnownAccounts
 from bot.store.redis import make_redis
-from bot.workspace import CredentialResolver, Workspace
+from bot.usecases.workspace import CredentialResolver, Workspace
 
 
 def record(secret: str = "tk_secret_value_1234", account: str = "acme") -> StoredCredentials:
@@ -124,8 +125,12 @@ async def test_twenty_workspaces_concurrently_never_cross(redis_client, credenti
 async def test_corrupt_record_asks_to_reconnect(redis_client, credentials_key: str) -> None:
     store = CredentialStore(redis_client, Cipher([credentials_key]))
     await redis_client.set(credentials_key_for("T1"), b"garbage-not-fernet")
-    with pytest.raises(CorruptCredentials, match="connect"):
+    with pytest.raises(CorruptCredentials) as corrupt:
         await store.load(Scope.TEAM, "T1")
+    # The store states the fact; the words say how to fix it, in Slack and in a terminal.
+    assert "`/execution connect`" in describe(corrupt.value)
+    assert "python -m bot connect" in describe(corrupt.value, Surface.TERMINAL)
+    assert "/execution" not in str(corrupt.value)
     other = Cipher([Fernet.generate_key().decode()])
     await redis_client.set(credentials_key_for("T2"), other.encrypt(b'{"kind": "api_key"}'))
     with pytest.raises(CorruptCredentials):
@@ -155,8 +160,10 @@ async def test_resolution_order(redis_client, credentials_key: str) -> None:
     team = await resolver.resolve(Workspace("T1", "E1"))
     assert (team.scope, team.credentials.linked_account_id) == (Scope.TEAM, "team-acct")
     assert team.credentials.effective_linked_account("override") == "override"
-    with pytest.raises(NotConnected, match="/execution connect"):
+    with pytest.raises(NotConnected) as not_connected:
         await CredentialResolver(store, "https://app.refold.ai").resolve(Workspace("T9"))
+    assert "`/execution connect`" in describe(not_connected.value)
+    assert "REFOLD_API_KEY" in describe(not_connected.value, Surface.TERMINAL)
 
 
 async def test_expired_session_token_asks_to_reconnect(redis_client, credentials_key: str) -> None:
@@ -168,8 +175,11 @@ async def test_expired_session_token_asks_to_reconnect(redis_client, credentials
         connected_at=datetime.now(UTC),
     )
     await store.save(Scope.TEAM, "T1", expired)
-    with pytest.raises(CorruptCredentials, match="expired"):
+    with pytest.raises(SessionExpired) as expired_error:
         await CredentialResolver(store, "https://app.refold.ai").resolve(Workspace("T1"))
+    assert "expired" in describe(expired_error.value) and "`/execution connect`" in describe(
+        expired_error.value
+    )
 
 
 async def test_known_accounts_are_bounded_and_most_recent_first(redis_client) -> None:

@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import BotServer, block_actions
-from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
+from tests.harness import API_KEY, EXEC_ID, BotServer, block_actions, connect
 
 
 def test_fifty_simultaneous_refreshes_make_one_refold_call(

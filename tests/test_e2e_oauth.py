@@ -15,8 +15,7 @@ import redis as sync_redis
 
 from tests.fakes.refold import FakeRefold, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import BotServer, message_shortcut
-from tests.test_e2e_slack import EXEC_ID, connect
+from tests.harness import EXEC_ID, BotServer, connect, message_shortcut, wait_for_live_worker
 
 CLIENT_ID = "111.222"
 CLIENT_SECRET = "oauth-client-secret-5f1e"
@@ -292,10 +291,7 @@ def test_worker_uses_each_workspaces_own_bot_token(
     worker, log = oauth_bot.start_worker(tmp_path / "worker.log")
     try:
         r = sync_redis.Redis.from_url(redis_url)
-        deadline = time.monotonic() + 10
-        while not r.exists("refold-bot:workers") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.1)  # the web process looks for a live worker once a second
+        wait_for_live_worker(redis_url)
         for team in ("TWA", "TWB"):
             before = len(slack.calls_to("chat.postMessage"))
             shortcut_from(oauth_bot, slack, f"w-{team}", team)

@@ -2,54 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from datetime import UTC, datetime
 
-from pydantic import SecretStr
-
-from bot.refold.credentials import AuthKind
-from bot.store.credentials import CredentialStore, Scope, StoredCredentials
-from bot.store.crypto import Cipher
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack
 from tests.harness import (
+    API_KEY,
     BOT_TOKEN,
+    EXEC_ID,
     BotServer,
     block_actions,
+    connect,
     connect_values,
     message_shortcut,
     view_submission,
 )
-
-EXEC_ID = "65410cf6cdf931a12d7ab009"
-API_KEY = "tk_e2e_secret_key_9f2c"
-
-
-def connect(
-    redis_url: str,
-    key: str,
-    team: str = "T1",
-    secret: str = API_KEY,
-    account: str = "acme",
-    scope: Scope = Scope.TEAM,
-) -> None:
-    import redis.asyncio as aioredis
-
-    async def save() -> None:
-        client = aioredis.from_url(redis_url)
-        record = StoredCredentials(
-            kind=AuthKind.API_KEY,
-            secret=SecretStr(secret),
-            linked_account_id=account,
-            connected_by="U1",
-            connected_at=datetime.now(UTC),
-        )
-        await CredentialStore(client, Cipher([key])).save(scope, team, record)
-        await client.aclose()
-
-    asyncio.run(save())
 
 
 def actions_of(message: dict) -> list[str]:

@@ -6,8 +6,7 @@ import time
 
 from tests.fakes.refold import FakeRefold, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import BotServer
-from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
+from tests.harness import API_KEY, EXEC_ID, BotServer, connect
 
 APP_TOKEN = "xapp-1-A1-1234567890-socketmodetoken"
 

@@ -1,107 +1,259 @@
-"""`python -m bot worker`: the web process acks and queues; the worker looks up and answers."""
+"""`python -m bot worker` over saq: the web process acks and queues; workers look up and answer.
+
+Real processes throughout: the bot's web server, one or two `python -m bot worker`, a real Redis,
+and the loopback Slack and Refold fakes counting what they saw.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
+import subprocess
 import time
+from pathlib import Path
+from typing import Any
 
 import redis as sync_redis
 
-from tests.fakes.refold import FakeRefold, errored_doc
+from bot.jobs.kinds import LookupJob, Origin, ReplyTarget, Target
+from bot.jobs.queue import JobQueue
+from bot.store.crypto import Cipher
+from tests.conftest import run_cli
+from tests.fakes.refold import FakeRefold, Fault, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import BotServer
-from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
+from tests.harness import API_KEY, EXEC_ID, BotServer, connect, live_workers, wait_for_live_worker
 
 
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+class Workers:
+    """Worker processes started for one test, all stopped (or reaped) at its end."""
+
+    def __init__(self, bot: BotServer, tmp_path: Path) -> None:
+        self._bot = bot
+        self._tmp = tmp_path
+        self._started: list[tuple[subprocess.Popen[bytes], Any]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process, log = self._bot.start_worker(self._tmp / f"worker{len(self._started)}.log")
+        self._started.append((process, log))
+        return process
+
+    def log(self, index: int) -> str:
+        return (self._tmp / f"worker{index}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for process, log in self._started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+            log.close()
+        # The shared web process re-checks for live workers once a second: let it see none.
+        time.sleep(1.1)
+
+
+def prepare(refold: FakeRefold, redis_url: str, bot_key: str, *ids: str) -> None:
+    refold.api_keys.add(API_KEY)
+    for execution_id in ids or (EXEC_ID,):
+        refold.add_execution(execution_id, errored_doc(), linked_account_id="acme")
+    connect(redis_url, bot_key)
+
+
+def queue_job(redis_url: str, bot_key: str, job: LookupJob, delay_seconds: float = 0.0) -> bool:
+    async def enqueue() -> bool:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(redis_url)
+        try:
+            return await JobQueue(client, Cipher([bot_key])).enqueue(job, delay_seconds=delay_seconds)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(enqueue())
+
+
+def lookup_job(slack: FakeSlack, name: str, interaction: str) -> LookupJob:
+    return LookupJob(
+        origin=Origin(team_id="T1", user_id="U1"),
+        reply=ReplyTarget(response_url=slack.response_url(name), channel_id="C1", user_id="U1"),
+        interaction=interaction,
+        target=Target(execution_id=EXEC_ID),
+    )
 
 
 def test_worker_answers_queued_lookups_and_web_takes_over_when_it_stops(
     bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
 ) -> None:
-    refold.api_keys.add(API_KEY)
-    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
-    refold.add_execution("f" * 24, errored_doc(), linked_account_id="acme")
-    connect(redis_url, bot_key)
-    r = sync_redis.Redis.from_url(redis_url)
-    worker, log = bot.start_worker(tmp_path / "worker.log")
+    prepare(refold, redis_url, bot_key, EXEC_ID, "f" * 24)
+    workers = Workers(bot, tmp_path)
+    worker = workers.start()
     try:
-        wait_until(lambda: r.exists("refold-bot:workers"))
-        time.sleep(1.1)  # the web process re-checks for a live worker once a second
+        wait_for_live_worker(redis_url)
         web_calls_before = bot.logs().count("refold GET")
         bot.command(EXEC_ID, slack.response_url("w1"))
         (reply,) = slack.wait_responses("w1")
         assert "HubSpot token expired" in str(reply["blocks"])
-        worker_log = (tmp_path / "worker.log").read_text()
-        assert f"refold GET /api/v2/public/execution/{EXEC_ID}" in worker_log
+        assert f"refold GET /api/v2/public/execution/{EXEC_ID}" in workers.log(0)
         assert bot.logs().count("refold GET") == web_calls_before  # the web process made no Refold call
-    finally:
         worker.send_signal(signal.SIGTERM)
-        code = worker.wait(20)
-        log.close()
-    assert code == 0
-    assert not r.exists("refold-bot:workers")  # retired at once on a clean stop
-    time.sleep(1.1)
+        assert worker.wait(20) == 0
+    finally:
+        workers.stop_all()
+    assert live_workers(redis_url) == 0  # it left the live list on its own, not by expiry
+    time.sleep(1.1)  # the web process's next look for a live worker
     bot.command("f" * 24, slack.response_url("w2"))
     (reply,) = slack.wait_responses("w2")
     assert "blocks" in reply  # served by the web process itself
-    assert r.llen("refold-bot:jobs") == 0
+    assert "refold GET /api/v2/public/execution/ffffffffffffffffffffffff" in bot.logs()
 
 
-def test_jobs_left_by_a_dead_worker_are_taken_up_again(
+def test_a_job_left_by_a_killed_worker_finishes_on_another_with_one_card(
     bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
 ) -> None:
-    import json
-
-    refold.api_keys.add(API_KEY)
-    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
-    connect(redis_url, bot_key)
-    r = sync_redis.Redis.from_url(redis_url)
-    orphan = {
-        "kind": "lookup",
-        "team": "T1",
-        "enterprise": None,
-        "org_wide": False,
-        "body": {"response_url": slack.response_url("orphan"), "channel_id": "C1", "user_id": "U1"},
-        "args": {"execution_id": EXEC_ID, "linked_account_id": None},
-    }
-    from bot.store.crypto import Cipher
-
-    sealed = Cipher([bot_key]).encrypt(json.dumps(orphan).encode())
-    r.lpush("refold-bot:jobs:processing:deadbeef0000", sealed)  # its worker has no heartbeat
-    worker, log = bot.start_worker(tmp_path / "worker.log")
+    prepare(refold, redis_url, bot_key)
+    workers = Workers(bot, tmp_path)
+    first = workers.start()
     try:
-        (reply,) = slack.wait_responses("orphan", timeout=15)
-        assert "blocks" in reply
+        wait_for_live_worker(redis_url)
+        refold.latency = 30.0  # the first worker is mid-job, waiting on Refold, when it dies
+        bot.command(EXEC_ID, slack.response_url("killed"))
+        slack.wait_for(lambda s: refold.count("get") == 1)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        killed_at = time.monotonic()
+        refold.latency = 0.0
+        workers.start()
+        (reply,) = slack.wait_responses("killed", timeout=15)
+        recovered_in = time.monotonic() - killed_at
+        time.sleep(1.5)  # room for a second card, if the job were to run again
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(20)
-        log.close()
-    assert not r.exists("refold-bot:jobs:processing:deadbeef0000")
+        workers.stop_all()
+    assert "HubSpot token expired" in str(reply["blocks"])
+    assert len(slack.responses_to("killed")) == 1  # exactly one card
+    assert refold.count("get") == 2  # the dead worker's call, then the second worker's
+    assert recovered_in < 10, recovered_in
+    print(f"killed worker's job answered {recovered_in:.1f} s after the kill")
 
 
-def test_queued_jobs_are_encrypted(redis_url: str, bot_key: str) -> None:
-    import asyncio
+def test_a_scheduled_job_runs_at_its_time(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    workers = Workers(bot, tmp_path)
+    workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        queued_at = time.time()
+        assert queue_job(redis_url, bot_key, lookup_job(slack, "later", "i-later"), delay_seconds=3)
+        time.sleep(1.5)
+        assert slack.responses_to("later") == []  # not before its time
+        (reply,) = slack.wait_responses("later", timeout=10)
+        answered_after = time.time() - queued_at
+    finally:
+        workers.stop_all()
+    assert "blocks" in reply
+    # saq schedules in whole seconds and promotes due jobs once a second.
+    assert 2.0 <= answered_after <= 6.0, answered_after
 
-    import redis.asyncio as aioredis
 
-    from bot.jobs import JobQueue
-    from bot.store.crypto import Cipher
+def test_the_same_interaction_queued_twice_answers_once(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    job = lookup_job(slack, "twice", "i-twice")
+    assert queue_job(redis_url, bot_key, job)
+    assert not queue_job(redis_url, bot_key, job)  # the job key deduplicates while it waits
+    workers = Workers(bot, tmp_path)
+    workers.start()
+    try:
+        slack.wait_responses("twice", timeout=15)
+        answered_at_ms = time.time() * 1000
+        # Queued again after it ran (a redelivery): the answer was recorded, so nothing is sent.
+        deadline = time.monotonic() + 10
+        while not queue_job(redis_url, bot_key, job):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        client = sync_redis.Redis.from_url(redis_url)
+        deadline = time.monotonic() + 10
+        while client.llen("saq:refold-bot:queued") or client.llen("saq:refold-bot:active"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)
+        record = json.loads(client.get("saq:job:refold-bot:lookup:i-twice"))
+    finally:
+        workers.stop_all()
+    # The redelivered job ran to completion (after the first answer) and sent nothing.
+    assert record["status"] == "complete" and record["queued"] > answered_at_ms
+    assert len(slack.responses_to("twice")) == 1
 
-    async def enqueue_and_read() -> tuple[bytes, dict | None]:
-        client = aioredis.from_url(redis_url)
-        queue = JobQueue(client, Cipher([bot_key]))
-        await queue.enqueue(
-            {"kind": "lookup", "body": {"response_url": "https://hooks.slack.com/secret-path"}}
-        )
-        raw = await client.lindex("refold-bot:jobs", 0)
-        await client.aclose()
-        return raw, queue.open(raw)
 
-    raw, opened = asyncio.run(enqueue_and_read())
-    assert b"secret-path" not in raw and b"lookup" not in raw
-    assert opened is not None and opened["body"]["response_url"].endswith("secret-path")
+def test_a_transient_refold_failure_is_retried_with_backoff(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    # Five 503s: more than the client's own three attempts, fewer than three jobs' worth.
+    refold.inject(Fault(status=503, body='{"message": "maintenance"}', times=5, endpoint="get"))
+    workers = Workers(bot, tmp_path)
+    workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        bot.command(EXEC_ID, slack.response_url("flaky"))
+        (reply,) = slack.wait_responses("flaky", timeout=20)
+    finally:
+        workers.stop_all()
+    assert "HubSpot token expired" in str(reply["blocks"])  # a card, not an error
+    assert refold.count("get") == 6
+    assert "transient failure" in workers.log(0)
+
+
+def test_the_last_attempt_tells_the_user(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    refold.inject(Fault(status=503, body='{"message": "maintenance"}', times=100, endpoint="get"))
+    workers = Workers(bot, tmp_path)
+    workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        bot.command(EXEC_ID, slack.response_url("down"))
+        (reply,) = slack.wait_responses("down", timeout=30)
+    finally:
+        workers.stop_all()
+    assert "Refold had a problem answering (HTTP 503" in reply["text"]
+    assert refold.count("get") == 9  # three jobs' attempts of three calls each
+
+
+def test_queued_jobs_are_sealed(redis_url: str, bot_key: str) -> None:
+    secret_url = "https://hooks.slack.com/commands/T1/secret-path"
+    job = LookupJob(
+        origin=Origin(team_id="T1"),
+        reply=ReplyTarget(response_url=secret_url),
+        interaction="i-sealed",
+        target=Target(execution_id=EXEC_ID),
+    )
+    assert queue_job(redis_url, bot_key, job)
+    client = sync_redis.Redis.from_url(redis_url)
+    stored = b"".join(client.get(k) or b"" for k in client.keys("saq:job:refold-bot:*"))
+    assert stored and b"secret-path" not in stored and EXEC_ID.encode() not in stored
+    opened = JobQueue(client, Cipher([bot_key])).open(json.loads(stored)["kwargs"]["sealed"])
+    assert opened == job
+
+
+def test_queue_verb_prints_counts_and_workers(
+    bot: BotServer, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    assert queue_job(redis_url, bot_key, lookup_job(slack, "q1", "i-q1"), delay_seconds=600)
+    assert queue_job(redis_url, bot_key, lookup_job(slack, "q2", "i-q2"))
+    env = {"REDIS_URL": redis_url, "CREDENTIALS_KEY": bot_key}
+    before = run_cli("queue", env=env)
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.splitlines() == ["queued: 1", "active: 0", "scheduled: 1", "failed: 0", "workers: 0"]
+    workers = Workers(bot, tmp_path)
+    workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        during = run_cli("queue", env=env)
+    finally:
+        workers.stop_all()
+    lines = during.stdout.splitlines()
+    assert lines[0] == "queued: 0" and lines[2] == "scheduled: 1"
+    assert lines[4].startswith("workers: 1 (")

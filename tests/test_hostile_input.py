@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 
 from tests.fakes.refold import FakeRefold, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import BotServer, block_actions, message_shortcut
-from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
+from tests.harness import API_KEY, EXEC_ID, BotServer, block_actions, connect, message_shortcut
 
 _keys = itertools.count()
 HYPOTHESIS = settings(

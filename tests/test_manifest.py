@@ -9,14 +9,12 @@ import yaml
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from bot.app import SURFACES, build_app
-from bot.deps import build_deps
-from bot.render.blocks import CARD_ACTIONS
+from bot.app import build_app, register_surfaces
+from bot.container import build_container
+from bot.render.buttons import CARD_ACTIONS
+from bot.render.modals import CONNECT_ACTIONS, CONNECT_VIEW
 from bot.settings import Settings
-from bot.slack.connect import CONNECT_ACTIONS, CONNECT_VIEW
-from bot.slack.env import SlackEnv
-from bot.tasks import BackgroundTasks
-from tests.conftest import ROOT, SHARED
+from tests.conftest import DATA, ROOT
 
 
 def manifest() -> dict:
@@ -24,7 +22,7 @@ def manifest() -> dict:
 
 
 def test_manifest_validates_against_the_schema() -> None:
-    schema = json.loads((SHARED / "schemas" / "slack-app-manifest.json").read_text())
+    schema = json.loads((DATA / "schemas" / "slack-app-manifest.json").read_text())
     jsonschema.validate(manifest(), schema)
 
 
@@ -55,9 +53,7 @@ def make_settings(slack_api_url: str = "https://slack.com/api/") -> Settings:
 def registered_names() -> set[str]:
     recorder = RecordingApp()
     settings = make_settings()
-    env = SlackEnv(deps=build_deps(settings), tasks=BackgroundTasks())
-    for surface in SURFACES:
-        surface.register(recorder, env)
+    register_surfaces(recorder, build_container(settings))
     return recorder.names
 
 
@@ -83,7 +79,7 @@ async def test_the_real_app_handles_every_declared_surface(slack) -> None:
     from slack_bolt.request.async_request import AsyncBoltRequest
 
     settings = make_settings(f"{slack.url}/api/")
-    app = build_app(settings, build_deps(settings), BackgroundTasks())
+    app = build_app(build_container(settings))
     m = manifest()
     bodies = [
         urlencode(

@@ -16,11 +16,11 @@ from bot.refold.models import (
     NodeOutcome,
     node_outcome,
 )
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
 
 def _example(page: str, tab: str) -> str:
-    text = (SHARED / "refold-api" / page).read_text()
+    text = (DATA / "refold-api" / page).read_text()
     match = re.search(r"```json " + tab + r"[^\n]*\n(.*?)```", text, re.DOTALL | re.IGNORECASE)
     assert match, f"no {tab} example in {page}"
     return match.group(1)

@@ -8,17 +8,8 @@ import time
 import redis.asyncio as aioredis
 
 from bot.refold.errors import RefoldBusy
-from bot.refold.ratelimit import RefoldRateLimiter
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end in range(len(times)):
-        while times[end] - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+from bot.store.ratelimit import RefoldRateLimiter
+from tests.harness import max_in_window
 
 
 async def test_two_processes_never_exceed_20_per_second_or_5_at_once(redis_url: str) -> None:

@@ -20,9 +20,8 @@ from bot.store.credentials import CredentialStore, Scope, StoredCredentials
 from bot.store.crypto import Cipher
 from tests.fakes.refold import FakeRefold, Fault, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import BotServer, free_port, message_shortcut
+from tests.harness import API_KEY, EXEC_ID, BotServer, connect, free_port, message_shortcut
 from tests.redis_process import RedisProcess
-from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
 
 REQUEST_ID = "req-7f3a"
 ACK_DEADLINE = 3.0  # Slack's

@@ -11,9 +11,16 @@ import httpx
 
 from tests.fakes.refold import FakeRefold, Fault, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import SIGNING_SECRET, BotServer, connect_values, view_submission
-from tests.test_e2e_slack import API_KEY, EXEC_ID, connect
-from tests.test_ratelimit import max_in_window
+from tests.harness import (
+    API_KEY,
+    EXEC_ID,
+    SIGNING_SECRET,
+    BotServer,
+    connect,
+    connect_values,
+    max_in_window,
+    view_submission,
+)
 
 
 def test_every_bad_signature_is_rejected(bot: BotServer, refold: FakeRefold, slack: FakeSlack) -> None:

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.refold.models import Execution
-from bot.render.blocks import CardBudget, button_value, render_execution
+from bot.render.blocks import CardBudget, render_execution
+from bot.render.buttons import encode_target as button_value
 from bot.render.text import utf16_len
 from tests.fakes.refold import errored_doc, running_doc
 

@@ -121,16 +121,20 @@ def parse_error_body(response: httpx.Response) -> ErrorBody:
 def error_for_response(response: httpx.Response) -> RefoldError:
     body = parse_error_body(response)
     status = response.status_code
-    kwargs = {"status_code": status, "error_code": body.error_code, "request_id": body.request_id}
+    kind: type[RefoldError]
     if status == 404:
-        return NotFound(body.message or "Execution not found", **kwargs)
-    if status in (401, 403):
-        return Unauthorized(body.message or "Refold did not accept the credentials", **kwargs)
-    if status == 429:
-        return RateLimited(body.message or "Refold's rate limit was reached", **kwargs)
-    if status >= 500:
-        return UpstreamError(body.message or f"Refold answered HTTP {status}", **kwargs)
-    return RequestRejected(body.message or f"Refold answered HTTP {status}", **kwargs)
+        kind, default = NotFound, "Execution not found"
+    elif status in (401, 403):
+        kind, default = Unauthorized, "Refold did not accept the credentials"
+    elif status == 429:
+        kind, default = RateLimited, "Refold's rate limit was reached"
+    elif status >= 500:
+        kind, default = UpstreamError, f"Refold answered HTTP {status}"
+    else:
+        kind, default = RequestRejected, f"Refold answered HTTP {status}"
+    return kind(
+        body.message or default, status_code=status, error_code=body.error_code, request_id=body.request_id
+    )
 
 
 class RequestGate(Protocol):

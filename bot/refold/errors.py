@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bot.errors import BotError, ErrorKind
 
-class RefoldError(Exception):
+
+class RefoldError(BotError):
     """Base for every failure talking to Refold. `str()` never contains credentials."""
-
-    kind = "error"
 
     def __init__(
         self,
@@ -24,35 +24,40 @@ class RefoldError(Exception):
 
 
 class NotFound(RefoldError):
-    kind = "not_found"
+    kind = ErrorKind.NOT_FOUND
 
 
 class Unauthorized(RefoldError):
     """401 or 403: the key, token or linked account is not accepted."""
 
-    kind = "unauthorized"
+    kind = ErrorKind.UNAUTHORIZED
 
 
 class RequestRejected(RefoldError):
     """Another 4xx: Refold understood us and said no (e.g. a missing linked account)."""
 
-    kind = "rejected"
+    kind = ErrorKind.REJECTED
 
 
 class RateLimited(RefoldError):
-    kind = "rate_limited"
+    kind = ErrorKind.RATE_LIMITED
 
 
 class RefoldBusy(RateLimited):
     """Our own limiter refused to send: waiting longer would keep the user waiting too long."""
 
-    kind = "busy"
+    kind = ErrorKind.BUSY
+
+    @property
+    def transient(self) -> bool:
+        # Waiting is exactly what the limiter declined to do; a job retry would only wait again.
+        return False
 
 
 class UpstreamError(RefoldError):
     """5xx from Refold or a proxy in front of it."""
 
-    kind = "upstream"
+    kind = ErrorKind.UPSTREAM
 
     @property
     def transient(self) -> bool:
@@ -62,14 +67,16 @@ class UpstreamError(RefoldError):
 class Unreachable(RefoldError):
     """Connect failure or timeout: Refold never answered."""
 
-    kind = "unreachable"
+    kind = ErrorKind.UNREACHABLE
 
 
 class MalformedResponse(RefoldError):
     """A 2xx whose body is not the documented shape."""
 
-    kind = "malformed"
+    kind = ErrorKind.MALFORMED
 
 
-class DisallowedBaseUrl(ValueError):
+class DisallowedBaseUrl(BotError, ValueError):
     """A workspace tried to point the bot somewhere other than Refold."""
+
+    kind = ErrorKind.DISALLOWED_BASE_URL

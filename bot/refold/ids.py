@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 
+from bot.errors import BotError, ErrorKind
+
 _EXECUTION_ID = re.compile(r"[0-9a-fA-F]{24}")
 # Long enough for an e-mail address or any real customer key; short enough for a button value.
 MAX_LINKED_ACCOUNT_LENGTH = 256
 
 
-class InvalidExecutionId(ValueError):
+class InvalidExecutionId(BotError, ValueError):
     """Raised before any network call when the text cannot be an execution ID."""
+
+    kind = ErrorKind.INVALID_EXECUTION_ID
 
     def __init__(self, raw: str) -> None:
         self.raw = raw
@@ -18,8 +22,8 @@ class InvalidExecutionId(ValueError):
         super().__init__(f"{shown!r} is not an execution ID (expected 24 hex characters)")
 
 
-class InvalidLinkedAccount(ValueError):
-    pass
+class InvalidLinkedAccount(BotError, ValueError):
+    kind = ErrorKind.INVALID_LINKED_ACCOUNT
 
 
 def normalize_execution_id(raw: str) -> str:

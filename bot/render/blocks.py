@@ -7,7 +7,6 @@ as the budget is spent, so a 5,000-node run costs about as much as a 60-node one
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -25,6 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.refold.models import Execution, Node, NodeOutcome
+from bot.render.buttons import REFRESH_ACTION, SHARE_ACTION, encode_target
 from bot.render.text import (
     OUTCOME_MARK,
     clip,
@@ -38,10 +38,6 @@ from bot.render.text import (
     status_emoji,
     utf16_len,
 )
-
-REFRESH_ACTION = "refresh_execution"
-SHARE_ACTION = "share_execution"
-CARD_ACTIONS = (REFRESH_ACTION, SHARE_ACTION)
 
 SECTION_LIMIT = 2900  # below Slack's 3000, leaving room for the code fence and a label
 HEADER_LIMIT = 150
@@ -71,14 +67,6 @@ class CardBudget:
 class Card:
     text: str
     blocks: list[dict[str, Any]]
-
-
-def button_value(execution_id: str, linked_account_id: str | None) -> str:
-    """What a button carries back: the execution and linked account, never a credential."""
-    payload: dict[str, str] = {"e": execution_id}
-    if linked_account_id:
-        payload["a"] = linked_account_id
-    return json.dumps(payload, separators=(",", ":"))
 
 
 def render_execution(
@@ -220,7 +208,7 @@ def _node_sections(nodes: list[Node], budget: CardBudget) -> tuple[list[str], in
 def _buttons(execution: Execution, account: str | None, shareable: bool) -> list[ButtonElement]:
     if not execution.id:
         return []
-    value = button_value(execution.id, account)
+    value = encode_target(execution.id, account)
     buttons = []
     if not execution.is_terminal:
         buttons.append(ButtonElement(text="Refresh", action_id=REFRESH_ACTION, value=value, style="primary"))

@@ -16,8 +16,9 @@ from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAutho
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.store.installations import RedisInstallationStore, installation_prefix
-from bot.store.redis import NAMESPACE
+from bot.store import keys
+from bot.store.installations import RedisInstallationStore
+from bot.store.keys import installation_prefix
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class RotationSafeAuthorize(AsyncInstallationStoreAuthorize):
         if not _expires_soon(installation, self._minutes):
             return None
         team = None if installation.is_enterprise_install else installation.team_id
-        name = f"{NAMESPACE}:rotate:{installation_prefix(installation.enterprise_id, team)}"
+        name = keys.token_rotation_lock(installation_prefix(installation.enterprise_id, team))
         async with self._redis.lock(
             name, timeout=ROTATION_LOCK_SECONDS, blocking_timeout=ROTATION_LOCK_SECONDS
         ):

@@ -2,129 +2,110 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.errors import BotError
+from bot.jobs.kinds import LookupJob, Target
 from bot.parse import InvalidCommand, LookupCommand, VerbCommand, parse_command
 from bot.refold.credentials import AuthKind, mask_secret
-from bot.render.messages import USAGE, describe_error
+from bot.render import messages
+from bot.render.errors import describe
+from bot.render.modals import connect_view, disconnect_prompt
+from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import inline
-from bot.slack import connect as connect_modal
-from bot.slack.cards import card_of, fetch
-from bot.slack.context import Reply, is_workspace_admin, workspace_of
-from bot.slack.dispatch import job, make_job, submit
-from bot.slack.env import SlackEnv
+from bot.slack.admins import is_workspace_admin
+from bot.slack.dispatch import Dispatcher
+from bot.slack.payloads import Interaction
+from bot.slack.reply import Reply
+from bot.slack.responder import Responder
 from bot.store.credentials import Scope
-from bot.store.errors import CorruptCredentials, NotConnected, StoreUnavailable
-from bot.workspace import Workspace
+from bot.usecases.workspace import CredentialResolver, Workspace
+
+log = logging.getLogger(__name__)
 
 COMMAND = "/execution"
-ADMIN_ONLY = ":lock: Only workspace admins and owners can change the Refold connection. Ask one of them."
 
 
-def register(app: AsyncApp, env: SlackEnv) -> None:
+def register(
+    app: AsyncApp, dispatcher: Dispatcher, responder: Responder, resolver: CredentialResolver
+) -> None:
     @app.command(COMMAND)
     async def execution_command(
-        ack: AsyncAck,
-        command: dict[str, Any],
-        body: dict[str, Any],
-        client: AsyncWebClient,
-        context: AsyncBoltContext,
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
-        parsed = parse_command(command.get("text"))
+        interaction = Interaction.read(body, context)
+        parsed = parse_command(interaction.text)
         if isinstance(parsed, InvalidCommand):
-            await ack(response_type="ephemeral", text=f":warning: {inline(parsed.reason, 300)}\n\n{USAGE}")
+            await ack(
+                response_type="ephemeral", text=f":warning: {inline(parsed.reason, 300)}\n\n{messages.USAGE}"
+            )
             return
         if isinstance(parsed, VerbCommand) and parsed.verb == "help":
-            await ack(response_type="ephemeral", text=USAGE)
+            await ack(response_type="ephemeral", text=messages.USAGE)
             return
         await ack()
-        workspace = workspace_of(context, body)
-        user_id = command.get("user_id")
-        reply = Reply.of(env.deps.http, client, body)
         if isinstance(parsed, LookupCommand):
-            lookup = make_job(
-                "lookup",
-                body,
-                workspace,
-                bool(context.is_enterprise_install),
-                execution_id=parsed.execution_id,
-                linked_account_id=parsed.linked_account_id,
+            dispatcher.submit(
+                LookupJob(
+                    origin=interaction.origin,
+                    reply=interaction.reply_target(),
+                    interaction=interaction.key,
+                    target=Target(
+                        execution_id=parsed.execution_id, linked_account_id=parsed.linked_account_id
+                    ),
+                )
             )
-            env.tasks.spawn(submit(env, lookup, client), "lookup")
-        elif parsed.verb == "status":
-            env.tasks.spawn(_status(env, reply, workspace), "status")
+            return
+        reply = responder.to(client, interaction.reply_target())
+        if parsed.verb == "status":
+            responder.later(_status(resolver, reply, interaction.workspace), "status")
         elif parsed.verb == "connect":
-            env.tasks.spawn(_connect(client, reply, command.get("trigger_id"), user_id), "connect")
+            responder.later(_connect(client, reply, interaction), "connect")
         elif parsed.verb == "disconnect":
-            env.tasks.spawn(_ask_disconnect(client, reply, user_id), "disconnect")
+            responder.later(_ask_disconnect(client, reply, interaction.user_id), "disconnect")
 
 
-@job("lookup")
-async def _lookup_job(
-    env: SlackEnv, job_data: dict[str, Any], reply: Reply, client: AsyncWebClient, workspace: Workspace
-) -> None:
-    args = job_data["args"]
-    await _lookup(env, reply, workspace, LookupCommand(args["execution_id"], args.get("linked_account_id")))
-
-
-async def _lookup(env: SlackEnv, reply: Reply, workspace: Workspace, cmd: LookupCommand) -> None:
-    outcome = await fetch(env, workspace, cmd.execution_id, cmd.linked_account_id)
-    if outcome.result is None:
-        await reply.send(response_type="ephemeral", text=outcome.error)
-        return
-    card = card_of(env, outcome.result, shareable=True)
-    await reply.send(response_type="ephemeral", text=card.text, blocks=card.blocks)
-
-
-async def _status(env: SlackEnv, reply: Reply, workspace: Workspace) -> None:
+async def _status(resolver: CredentialResolver, reply: Reply, workspace: Workspace) -> None:
     try:
-        resolved = await env.deps.resolver.resolve(workspace)
-    except (NotConnected, CorruptCredentials, StoreUnavailable) as exc:
-        await reply.send(response_type="ephemeral", text=describe_error(exc))
+        resolved = await resolver.resolve(workspace)
+    except BotError as exc:
+        await reply.send(response_type="ephemeral", text=describe(exc))
         return
-    creds = resolved.credentials
-    kind = "session token" if creds.kind is AuthKind.SESSION_TOKEN else "API key"
-    masked = mask_secret(creds.secret.get_secret_value())
-    if resolved.record is None:
-        text = (
-            f":electric_plug: Using the operator's fallback {kind} `{masked}` for "
-            f"linked account *{inline(creds.linked_account_id or '–', 120)}*. "
-            "A workspace admin can run `/execution connect` to use this workspace's own."
-        )
-    else:
-        record = resolved.record
-        where = "this workspace" if resolved.scope is Scope.TEAM else "your Enterprise Grid org"
-        who = (
-            f"<@{inline(record.connected_by, 40)}>"
-            if record.connected_by and record.connected_by != "cli"
-            else "an operator (CLI)"
-        )
-        lines = [
-            f":white_check_mark: Refold is connected for {where} with {kind} `{masked}`.",
-            f"Default linked account: *{inline(record.linked_account_id or '–', 120)}*",
-            f"Base URL: {inline(creds.base_url, 120)}",
-            f"Connected by {who} on {record.connected_at.strftime('%Y-%m-%d %H:%M UTC')}.",
-        ]
-        if record.session_expires_at:
-            lines.append(f"Session token expires {record.session_expires_at.strftime('%Y-%m-%d %H:%M UTC')}.")
-        text = "\n".join(lines)
-    await reply.send(response_type="ephemeral", text=text)
+    creds, record = resolved.credentials, resolved.record
+    facts = ConnectionFacts(
+        kind_label="session token" if creds.kind is AuthKind.SESSION_TOKEN else "API key",
+        masked_secret=mask_secret(creds.secret.get_secret_value()),
+        linked_account_id=creds.linked_account_id,
+        base_url=creds.base_url,
+        stored=record is not None,
+        org_wide=resolved.scope is Scope.ENTERPRISE,
+        connected_by=record.connected_by if record else None,
+        connected_at=record.connected_at if record else None,
+        session_expires_at=record.session_expires_at if record else None,
+    )
+    await reply.send(response_type="ephemeral", text=connection_status(facts))
 
 
-async def _connect(client: AsyncWebClient, reply: Reply, trigger_id: str | None, user_id: str | None) -> None:
-    if not await is_workspace_admin(client, user_id):
-        await reply.send(response_type="ephemeral", text=ADMIN_ONLY)
+async def _connect(client: AsyncWebClient, reply: Reply, interaction: Interaction) -> None:
+    if not await is_workspace_admin(client, interaction.user_id):
+        await reply.send(response_type="ephemeral", text=messages.ADMIN_ONLY)
         return
-    await connect_modal.open_modal(client, reply, trigger_id)
+    try:
+        await client.views_open(trigger_id=interaction.trigger_id, view=connect_view())
+    except SlackApiError as exc:
+        log.warning("views.open failed: %s", exc.response.get("error"))
+        await reply.send(response_type="ephemeral", text=messages.CONNECT_FORM_FAILED)
 
 
 async def _ask_disconnect(client: AsyncWebClient, reply: Reply, user_id: str | None) -> None:
     if not await is_workspace_admin(client, user_id):
-        await reply.send(response_type="ephemeral", text=ADMIN_ONLY)
+        await reply.send(response_type="ephemeral", text=messages.ADMIN_ONLY)
         return
-    await reply.send(response_type="ephemeral", **connect_modal.disconnect_prompt())
+    await reply.send(response_type="ephemeral", **disconnect_prompt())

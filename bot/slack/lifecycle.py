@@ -8,18 +8,23 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.slack.env import SlackEnv
 from bot.store.errors import StoreUnavailable
-from bot.workspace import Workspace
+from bot.store.installations import RedisInstallationStore
+from bot.usecases.connect import ConnectService
+from bot.usecases.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, env: SlackEnv) -> None:
+def register(app: AsyncApp, service: ConnectService, installations: RedisInstallationStore | None) -> None:
     @app.event("app_uninstalled")
     async def uninstalled(context: AsyncBoltContext) -> None:
         await forget_workspace(
-            env, context.enterprise_id, context.team_id, bool(context.is_enterprise_install)
+            service,
+            installations,
+            context.enterprise_id,
+            context.team_id,
+            bool(context.is_enterprise_install),
         )
 
     @app.event("tokens_revoked")
@@ -27,26 +32,34 @@ def register(app: AsyncApp, env: SlackEnv) -> None:
         tokens = event.get("tokens") or {}
         if tokens.get("bot"):
             await forget_workspace(
-                env, context.enterprise_id, context.team_id, bool(context.is_enterprise_install)
+                service,
+                installations,
+                context.enterprise_id,
+                context.team_id,
+                bool(context.is_enterprise_install),
             )
-        elif env.installations is not None:
+        elif installations is not None:
             for user_id in tokens.get("oauth") or []:
-                await env.installations.async_delete_installation(
+                await installations.async_delete_installation(
                     enterprise_id=context.enterprise_id, team_id=context.team_id, user_id=user_id
                 )
 
 
 async def forget_workspace(
-    env: SlackEnv, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool
+    service: ConnectService,
+    installations: RedisInstallationStore | None,
+    enterprise_id: str | None,
+    team_id: str | None,
+    is_enterprise_install: bool,
 ) -> None:
     """Delete the installation, the Refold credentials and the remembered linked accounts."""
     team = None if is_enterprise_install else team_id
     try:
-        if env.installations is not None:
-            await env.installations.async_delete_all(enterprise_id=enterprise_id, team_id=team)
+        if installations is not None:
+            await installations.async_delete_all(enterprise_id=enterprise_id, team_id=team)
         scope = Workspace(team, enterprise_id).own_scope
         if scope is not None:
-            await env.deps.connect.disconnect(*scope)
+            await service.disconnect(*scope)
     except StoreUnavailable:
         # Slack does not resend these events; say so loudly so an operator can clean up by hand.
         log.error(

@@ -16,9 +16,10 @@ from pydantic import BaseModel, SecretStr, ValidationError, field_serializer
 from redis.exceptions import WatchError
 
 from bot.refold.credentials import AuthKind, RefoldCredentials
+from bot.store import keys
 from bot.store.crypto import Cipher, InvalidToken
 from bot.store.errors import CorruptCredentials
-from bot.store.redis import NAMESPACE, redis_errors
+from bot.store.redis import redis_errors
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class StoredCredentials(BaseModel):
 
 
 def credentials_key(scope: Scope, scope_id: str) -> str:
-    return f"{NAMESPACE}:creds:{scope.value}:{scope_id}"
+    return keys.credentials(scope.value, scope_id)
 
 
 class CredentialStore:
@@ -83,8 +84,7 @@ class CredentialStore:
                 scope_id,
             )
             raise CorruptCredentials(
-                "The stored Refold credentials for this workspace can't be read. "
-                "An admin can run `/execution connect` to connect again."
+                f"stored credentials for {scope.value} {scope_id} cannot be read"
             ) from None
 
     async def delete(self, scope: Scope, scope_id: str) -> bool:
@@ -98,7 +98,7 @@ class CredentialStore:
         """
         rotated = unreadable = 0
         async with redis_errors():
-            async for key in self._redis.scan_iter(match=f"{NAMESPACE}:creds:*", count=200):
+            async for key in self._redis.scan_iter(match=keys.CREDENTIALS_PATTERN, count=200):
                 result = await self._rotate_one(key)
                 rotated += result is True
                 unreadable += result is False

@@ -19,11 +19,11 @@ class Cipher:
     def encrypt(self, plaintext: bytes) -> bytes:
         return self._fernet.encrypt(plaintext)
 
-    def decrypt(self, token: bytes) -> bytes:
+    def decrypt(self, token: bytes | str) -> bytes:
         """Raise InvalidToken for a corrupt token or one made with a key we no longer hold."""
         return self._fernet.decrypt(token)
 
-    def rotate(self, token: bytes) -> bytes:
+    def rotate(self, token: bytes | str) -> bytes:
         return self._fernet.rotate(token)
 
 

@@ -19,16 +19,12 @@ from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
+from bot.store import keys
 from bot.store.crypto import Cipher, InvalidToken
-from bot.store.redis import NAMESPACE, redis_errors
+from bot.store.keys import installation_prefix
+from bot.store.redis import redis_errors
 
 log = logging.getLogger(__name__)
-
-NONE = "none"
-
-
-def installation_prefix(enterprise_id: str | None, team_id: str | None) -> str:
-    return f"{NAMESPACE}:install:{enterprise_id or NONE}:{team_id or NONE}"
 
 
 class RedisInstallationStore(AsyncInstallationStore):
@@ -66,8 +62,7 @@ class RedisInstallationStore(AsyncInstallationStore):
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
-        team = None if is_enterprise_install else team_id
-        data = await self._open(f"{installation_prefix(enterprise_id, team)}:bot")
+        data = await self._find(enterprise_id, team_id, is_enterprise_install, "bot")
         return Bot(**data) if data is not None else None
 
     async def async_find_installation(
@@ -78,10 +73,23 @@ class RedisInstallationStore(AsyncInstallationStore):
         user_id: str | None = None,
         is_enterprise_install: bool | None = False,
     ) -> Installation | None:
-        team = None if is_enterprise_install else team_id
         suffix = f"installer-{user_id}" if user_id else "installer-latest"
-        data = await self._open(f"{installation_prefix(enterprise_id, team)}:{suffix}")
+        data = await self._find(enterprise_id, team_id, is_enterprise_install, suffix)
         return Installation(**data) if data is not None else None
+
+    async def _find(
+        self, enterprise_id: str | None, team_id: str | None, org_wide: bool | None, suffix: str
+    ) -> dict[str, Any] | None:
+        """The workspace's own installation, else its Grid org's org-wide one.
+
+        Slack sends `is_enterprise_install: false` from a workspace of an org-wide install for some
+        surfaces and in shared channels, so the flag alone cannot say where the installation lives.
+        """
+        if not org_wide and team_id:
+            data = await self._open(f"{installation_prefix(enterprise_id, team_id)}:{suffix}")
+            if data is not None or not enterprise_id:
+                return data
+        return await self._open(f"{installation_prefix(enterprise_id, None)}:{suffix}")
 
     # --- deleting ------------------------------------------------------------
 
@@ -137,11 +145,11 @@ class RedisOAuthStateStore(AsyncOAuthStateStore):
     async def async_issue(self, *args: Any, **kwargs: Any) -> str:
         state = uuid.uuid4().hex
         async with redis_errors():
-            await self._redis.set(f"{NAMESPACE}:oauth-state:{state}", b"1", ex=self._expiration_seconds)
+            await self._redis.set(keys.oauth_state(state), b"1", ex=self._expiration_seconds)
         return state
 
     async def async_consume(self, state: str) -> bool:
         if not state or len(state) > 100:
             return False
         async with redis_errors():
-            return await self._redis.getdel(f"{NAMESPACE}:oauth-state:{state}") is not None
+            return await self._redis.getdel(keys.oauth_state(state)) is not None

@@ -6,13 +6,10 @@ import time
 
 import redis.asyncio as aioredis
 
-from bot.store.redis import NAMESPACE, redis_errors
+from bot.store import keys
+from bot.store.redis import redis_errors
 
 MAX_KNOWN_ACCOUNTS = 50
-
-
-def known_accounts_key(scope_value: str, scope_id: str) -> str:
-    return f"{NAMESPACE}:linked-accounts:{scope_value}:{scope_id}"
 
 
 class KnownAccounts:
@@ -21,7 +18,7 @@ class KnownAccounts:
         self._limit = limit
 
     async def remember(self, scope_value: str, scope_id: str, linked_account_id: str) -> None:
-        key = known_accounts_key(scope_value, scope_id)
+        key = keys.linked_accounts(scope_value, scope_id)
         async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {linked_account_id: time.time()})
             pipe.zremrangebyrank(key, 0, -self._limit - 1)
@@ -29,9 +26,9 @@ class KnownAccounts:
 
     async def recent(self, scope_value: str, scope_id: str) -> list[str]:
         async with redis_errors():
-            members = await self._redis.zrevrange(known_accounts_key(scope_value, scope_id), 0, -1)
-        return [m.decode() for m in members]
+            members = await self._redis.zrevrange(keys.linked_accounts(scope_value, scope_id), 0, -1)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def forget_all(self, scope_value: str, scope_id: str) -> None:
         async with redis_errors():
-            await self._redis.delete(known_accounts_key(scope_value, scope_id))
+            await self._redis.delete(keys.linked_accounts(scope_value, scope_id))

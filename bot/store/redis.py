@@ -15,17 +15,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.settings import Settings
 from bot.store.errors import StoreUnavailable
 
-NAMESPACE = "refold-bot"
 
-
-def make_redis(settings: Settings) -> aioredis.Redis:
+def make_redis(settings: Settings, max_connections: int = 50) -> aioredis.Redis:
     """Build the pool from REDIS_URL: redis://, rediss:// (TLS) and unix:// sockets are supported."""
     url = settings.redis_url.get_secret_value()
     options: dict[str, object] = {
         "socket_timeout": settings.redis_timeout_seconds,
         "socket_connect_timeout": settings.redis_timeout_seconds,
         "health_check_interval": 15,
-        "max_connections": 50,
+        "max_connections": max_connections,
         # Under a burst, wait for a free connection instead of failing (the plain pool raises at once).
         "timeout": max(5.0, settings.redis_timeout_seconds),
         # Servers drop idle connections (managed Redis does after minutes): reconnect and retry such a

@@ -7,11 +7,7 @@ from dataclasses import dataclass
 
 from bot.refold.credentials import RefoldCredentials
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials
-from bot.store.errors import CorruptCredentials, NotConnected
-
-NOT_CONNECTED_MESSAGE = (
-    "This workspace is not connected to Refold yet. A workspace admin can run `/execution connect`."
-)
+from bot.store.errors import NotConnected, SessionExpired
 
 
 @dataclass(frozen=True)
@@ -87,11 +83,8 @@ class CredentialResolver:
             if record is None:
                 continue
             if record.expired:
-                raise CorruptCredentials(
-                    "The Refold session token for this workspace has expired. "
-                    "A workspace admin can run `/execution connect` to connect again."
-                )
+                raise SessionExpired(f"the session token of {scope.value} {scope_id} has expired")
             return ResolvedCredentials(record.to_refold(self._default_base_url), scope, scope_id, record)
         if self._fallback is not None:
             return ResolvedCredentials(self._fallback, None, None, None)
-        raise NotConnected(NOT_CONNECTED_MESSAGE)
+        raise NotConnected(f"no Refold credentials for {workspace.label}")

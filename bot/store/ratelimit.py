@@ -18,7 +18,7 @@ from pyrate_limiter.buckets.redis_state import RedisStateStore
 from redis.exceptions import RedisError
 
 from bot.refold.errors import RefoldBusy
-from bot.store.redis import NAMESPACE
+from bot.store import keys
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class RefoldRateLimiter:
         if store is None:
             if len(self._stores) > 10_000:
                 self._stores.clear()  # bounded: a store is only a key name and a cached script
-            store = self._stores[key] = RedisStateStore(self._redis, f"{NAMESPACE}:ratelimit:{key}")
+            store = self._stores[key] = RedisStateStore(self._redis, keys.rate_limit(key))
         return store
 
     async def acquire(self, key: str) -> None:

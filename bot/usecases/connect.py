@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
+from bot.errors import BotError, ErrorKind
 from bot.refold.client import RefoldClient
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.refold.ids import normalize_linked_account
@@ -17,13 +18,13 @@ from bot.refold.urls import check_workspace_base_url
 from bot.settings import Settings
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials
 from bot.store.known_accounts import KnownAccounts
-from bot.workspace import CredentialResolver
+from bot.usecases.workspace import CredentialResolver
 
 log = logging.getLogger(__name__)
 
 
-class InvalidSecret(ValueError):
-    pass
+class InvalidSecret(BotError, ValueError):
+    kind = ErrorKind.INVALID_SECRET
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,116 @@
+"""One function builds every long-lived part of a process. Web, worker and CLI all use it.
+
+Nothing here does I/O at build time: pools connect on first use, so building is cheap and a CLI
+verb that needs only Redis never touches Slack or Refold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import redis.asyncio as aioredis
+
+from bot.jobs.queue import JobQueue
+from bot.refold.client import RefoldClient, RetryPolicy, make_http_client
+from bot.refold.credentials import AuthKind, RefoldCredentials
+from bot.settings import Settings, SlackMode
+from bot.slack.clients import SlackClients
+from bot.slack.dispatch import Dispatcher
+from bot.slack.responder import Responder
+from bot.slack.runner import JobRunner
+from bot.store.credentials import CredentialStore
+from bot.store.crypto import Cipher
+from bot.store.deliveries import Deliveries
+from bot.store.executions import ExecutionCache
+from bot.store.installations import RedisInstallationStore
+from bot.store.known_accounts import KnownAccounts
+from bot.store.ratelimit import RefoldRateLimiter
+from bot.store.redis import make_redis
+from bot.tasks import BackgroundTasks
+from bot.usecases.connect import ConnectService
+from bot.usecases.lookup import ExecutionLookup
+from bot.usecases.workspace import CredentialResolver
+
+
+@dataclass
+class Container:
+    settings: Settings
+    http: httpx.AsyncClient
+    redis: aioredis.Redis
+    cipher: Cipher
+    credentials: CredentialStore
+    known_accounts: KnownAccounts
+    resolver: CredentialResolver
+    refold: RefoldClient
+    lookup: ExecutionLookup
+    connect: ConnectService
+    installations: RedisInstallationStore | None  # OAuth mode only
+    slack: SlackClients
+    jobs: JobQueue
+    runner: JobRunner
+    tasks: BackgroundTasks  # work started after an ack; drained on shutdown
+    dispatcher: Dispatcher
+    responder: Responder
+
+    async def aclose(self, grace_seconds: float = 10.0) -> None:
+        await self.tasks.drain(grace_seconds)
+        await self.lookup.bookkeeping.drain(2.0)
+        await self.http.aclose()
+        await self.redis.aclose()
+
+
+def fallback_credentials(settings: Settings) -> RefoldCredentials | None:
+    if settings.refold_api_key is None:
+        return None
+    return RefoldCredentials(
+        base_url=settings.refold_api_url,
+        kind=AuthKind.API_KEY,
+        secret=settings.refold_api_key,
+        linked_account_id=settings.refold_linked_account_id,
+    )
+
+
+def build_container(
+    settings: Settings, *, retry: RetryPolicy | None = None, redis_connections: int = 50
+) -> Container:
+    http = make_http_client(settings.refold_timeout_seconds)
+    redis = make_redis(settings, max_connections=redis_connections)
+    cipher = Cipher(settings.credential_keys)
+    refold = RefoldClient(http, retry, RefoldRateLimiter(redis))
+    credentials = CredentialStore(redis, cipher)
+    known = KnownAccounts(redis)
+    resolver = CredentialResolver(
+        credentials,
+        settings.refold_api_url,
+        fallback_credentials(settings),
+        settings.credentials_cache_seconds,
+    )
+    lookup = ExecutionLookup(
+        resolver, refold, known, redis, ExecutionCache(redis, cipher, settings.terminal_cache_seconds)
+    )
+    connect = ConnectService(settings, credentials, known, refold, resolver)
+    installations = RedisInstallationStore(redis, cipher) if settings.slack_mode is SlackMode.OAUTH else None
+    slack = SlackClients(settings, installations)
+    jobs = JobQueue(redis, cipher)
+    runner = JobRunner(lookup, http, slack, Deliveries(redis))
+    tasks = BackgroundTasks()
+    return Container(
+        settings=settings,
+        http=http,
+        redis=redis,
+        cipher=cipher,
+        credentials=credentials,
+        known_accounts=known,
+        resolver=resolver,
+        refold=refold,
+        lookup=lookup,
+        connect=connect,
+        installations=installations,
+        slack=slack,
+        jobs=jobs,
+        runner=runner,
+        tasks=tasks,
+        dispatcher=Dispatcher(jobs, runner, tasks),
+        responder=Responder(http, tasks),
+    )

@@ -1,0 +1,131 @@
+"""The connect modal, its success view, and the disconnect confirmation. Pure Block Kit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    RadioButtonsElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.refold.credentials import AuthKind
+from bot.render.text import inline
+
+CONNECT_VIEW = "connect_refold"
+DISCONNECT_CONFIRM = "disconnect_confirm"
+DISCONNECT_CANCEL = "disconnect_cancel"
+CONNECT_ACTIONS = (DISCONNECT_CONFIRM, DISCONNECT_CANCEL)
+
+KIND_BLOCK, SECRET_BLOCK, ACCOUNT_BLOCK, BASE_URL_BLOCK = "auth_kind", "secret", "linked_account", "base_url"
+VALUE = "value"
+
+
+def connect_view() -> View:
+    return View(
+        type="modal",
+        callback_id=CONNECT_VIEW,
+        title="Connect Refold",
+        submit="Connect",
+        close="Cancel",
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=(
+                        "Paste a Refold API key (`pk…` production, `tk…` test) or a session token. It is checked "
+                        "against Refold, stored encrypted, and never shown again."
+                    )
+                )
+            ),
+            InputBlock(
+                block_id=KIND_BLOCK,
+                label="Credential type",
+                element=RadioButtonsElement(
+                    action_id=VALUE,
+                    options=[
+                        Option(value=AuthKind.API_KEY.value, text="API key"),
+                        Option(value=AuthKind.SESSION_TOKEN.value, text="Session token"),
+                    ],
+                    initial_option=Option(value=AuthKind.API_KEY.value, text="API key"),
+                ),
+            ),
+            InputBlock(
+                block_id=SECRET_BLOCK,
+                label="API key or session token",
+                element=PlainTextInputElement(action_id=VALUE, placeholder="tk_…", max_length=4096),
+            ),
+            InputBlock(
+                block_id=ACCOUNT_BLOCK,
+                label="Default linked account",
+                optional=True,
+                hint="Used when a lookup names none. Required with an API key.",
+                element=PlainTextInputElement(
+                    action_id=VALUE, placeholder="customer@example.com", max_length=256
+                ),
+            ),
+            InputBlock(
+                block_id=BASE_URL_BLOCK,
+                label="Refold base URL",
+                optional=True,
+                hint="Leave empty for the default.",
+                element=PlainTextInputElement(
+                    action_id=VALUE, placeholder="https://app.refold.ai", max_length=200
+                ),
+            ),
+        ],
+    )
+
+
+def connected_view(masked_secret: str, linked_account_id: str | None) -> View:
+    return View(
+        type="modal",
+        title="Refold connected",
+        close="Done",
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=(
+                        f":white_check_mark: Connected with `{masked_secret}`"
+                        f" (default linked account *{inline(linked_account_id or '–', 120)}*).\n"
+                        "Try `/execution <execution_id>` now."
+                    )
+                )
+            ),
+        ],
+    )
+
+
+def disconnect_prompt() -> dict[str, Any]:
+    blocks = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text="Disconnect Refold from this workspace? Lookups stop working until an admin connects again."
+            )
+        ),
+        ActionsBlock(
+            elements=[
+                ButtonElement(
+                    text="Disconnect",
+                    action_id=DISCONNECT_CONFIRM,
+                    value="disconnect",
+                    style="danger",
+                    confirm=ConfirmObject(
+                        title="Disconnect Refold?",
+                        text="The stored key is deleted.",
+                        confirm="Disconnect",
+                        deny="Keep it",
+                    ),
+                ),
+                ButtonElement(text="Cancel", action_id=DISCONNECT_CANCEL, value="cancel"),
+            ]
+        ),
+    ]
+    return {"text": "Disconnect Refold?", "blocks": [b.to_dict() for b in blocks]}

@@ -1,0 +1,64 @@
+"""Answers one interaction: through its response_url, or, if Slack refuses that, as the bot."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.jobs.kinds import ReplyTarget
+
+log = logging.getLogger(__name__)
+
+RESPONSE_URL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    http: httpx.AsyncClient
+    client: AsyncWebClient
+    target: ReplyTarget
+
+    async def send(self, **kwargs: Any) -> bool:
+        """Deliver; on failure fall back once, and log. Never raises into the task."""
+        if await self._via_response_url(kwargs):
+            return True
+        text, blocks = kwargs.get("text"), kwargs.get("blocks")
+        channel, user = self.target.channel_id, self.target.user_id
+        try:
+            if kwargs.get("response_type") == "in_channel" and channel:
+                await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            elif channel and user:
+                await self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
+            else:
+                raise LookupError("no channel to fall back to")
+        except (SlackApiError, LookupError) as exc:
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
+            log.error("reply could not be delivered (response_url failed; fallback: %s)", error)
+            return False
+        except Exception as exc:
+            log.error("reply could not be delivered (response_url failed; fallback: %s)", type(exc).__name__)
+            return False
+        log.warning("response_url failed; replied with a bot message instead")
+        return True
+
+    async def _via_response_url(self, body: dict[str, Any]) -> bool:
+        # The process's pooled client, not a fresh session per reply: under load that is most of
+        # the cost of answering.
+        url = self.target.response_url
+        if not url:
+            return False
+        try:
+            response = await self.http.post(url, json=body, timeout=RESPONSE_URL_TIMEOUT)
+        except httpx.HTTPError as exc:
+            log.warning("response_url delivery failed: %s", type(exc).__name__)
+            return False
+        status = response.status_code
+        if status >= 400:
+            log.warning("response_url answered HTTP %s", status)
+            return False
+        return True

@@ -1,0 +1,57 @@
+"""Every Redis key the bot writes, named in one place.
+
+Application keys live under `refold-bot:`; the job queue's keys are saq's own, under `saq:refold-bot:`
+and `saq:job:refold-bot:` (the queue is named JOB_QUEUE).
+"""
+
+from __future__ import annotations
+
+NAMESPACE = "refold-bot"
+JOB_QUEUE = NAMESPACE
+NONE = "none"
+
+
+def credentials(scope: str, scope_id: str) -> str:
+    """One workspace's (or Grid org's) Refold credentials, one Fernet token."""
+    return f"{NAMESPACE}:creds:{scope}:{scope_id}"
+
+
+CREDENTIALS_PATTERN = f"{NAMESPACE}:creds:*"
+
+
+def linked_accounts(scope: str, scope_id: str) -> str:
+    """Linked accounts recent lookups used (a bounded sorted set)."""
+    return f"{NAMESPACE}:linked-accounts:{scope}:{scope_id}"
+
+
+def execution_cache(flight: str) -> str:
+    """A fetched execution, encrypted; `flight` names credentials, account and execution, no secret."""
+    return f"{NAMESPACE}:exec:{flight}"
+
+
+def fetch_lease(flight: str) -> str:
+    """Held by the one process fetching `flight` from Refold."""
+    return f"{NAMESPACE}:lease:{flight}"
+
+
+def rate_limit(fingerprint: str) -> str:
+    """GCRA state of one Refold key."""
+    return f"{NAMESPACE}:ratelimit:{fingerprint}"
+
+
+def installation_prefix(enterprise_id: str | None, team_id: str | None) -> str:
+    """Slack installations: `{prefix}:bot`, `{prefix}:installer-latest`, `{prefix}:installer-U…`."""
+    return f"{NAMESPACE}:install:{enterprise_id or NONE}:{team_id or NONE}"
+
+
+def oauth_state(state: str) -> str:
+    return f"{NAMESPACE}:oauth-state:{state}"
+
+
+def token_rotation_lock(installation: str) -> str:
+    return f"{NAMESPACE}:rotate:{installation}"
+
+
+def delivered(interaction: str) -> str:
+    """Set once an interaction's answer reached Slack, so a re-run job never answers twice."""
+    return f"{NAMESPACE}:delivered:{interaction}"

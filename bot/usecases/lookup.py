@@ -1,0 +1,153 @@
+"""The lookup use case: resolve credentials -> cache -> single-flight -> fetch from Refold.
+
+Concurrent lookups of the same (credentials, linked account, execution) share one Refold call: inside
+a process through an in-flight future, across processes through a short Redis lease whose holder
+publishes the result to the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from bot.refold.client import RefoldClient
+from bot.refold.credentials import RefoldCredentials
+from bot.refold.ids import normalize_execution_id, normalize_linked_account
+from bot.refold.models import Execution
+from bot.store.errors import StoreUnavailable
+from bot.store.executions import LEASE_SECONDS, ExecutionCache, FetchLease, flight_key
+from bot.store.known_accounts import KnownAccounts
+from bot.tasks import BackgroundTasks
+from bot.usecases.workspace import CredentialResolver, Workspace
+
+log = logging.getLogger(__name__)
+
+LEASE_POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    execution: Execution
+    linked_account_id: str | None
+
+
+class ExecutionLookup:
+    def __init__(
+        self,
+        resolver: CredentialResolver,
+        client: RefoldClient,
+        known_accounts: KnownAccounts,
+        redis: aioredis.Redis,
+        cache: ExecutionCache,
+    ) -> None:
+        self._resolver = resolver
+        self._client = client
+        self._known = known_accounts
+        self._redis = redis
+        self._cache = cache
+        self._in_flight: dict[str, asyncio.Future[Execution]] = {}
+        # Bookkeeping that need not delay the reply: caching, remembering accounts.
+        self.bookkeeping = BackgroundTasks()
+
+    async def lookup(
+        self, workspace: Workspace, execution_id: str, linked_account_id: str | None = None
+    ) -> LookupResult:
+        # Validation comes first: a bad ID costs neither a Redis round trip nor a Refold call.
+        canonical = normalize_execution_id(execution_id)
+        override = normalize_linked_account(linked_account_id) if linked_account_id else None
+        resolved = await self._resolver.resolve(workspace)
+        creds = resolved.credentials
+        account = creds.effective_linked_account(override)
+        flight = flight_key(creds.fingerprint, account, canonical)
+
+        cached = await self._cache.get(flight)
+        if cached is not None:
+            return LookupResult(cached, account)
+
+        execution = await self._single_flight(flight, lambda: self._fetch(creds, canonical, override, flight))
+
+        if resolved.scope is not None and resolved.scope_id and account:
+            self.bookkeeping.spawn(
+                self._remember(resolved.scope.value, resolved.scope_id, account), "remember"
+            )
+        return LookupResult(execution, account)
+
+    async def _remember(self, scope: str, scope_id: str, account: str) -> None:
+        try:
+            await self._known.remember(scope, scope_id, account)
+        except StoreUnavailable:
+            log.warning("could not remember linked account: Redis unavailable")
+
+    async def _single_flight(
+        self, flight: str, call: Callable[[], Awaitable[tuple[Execution, FetchLease | None]]]
+    ) -> Execution:
+        """In process: the first caller fetches, later ones await its future."""
+        pending = self._in_flight.get(flight)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
+        self._in_flight[flight] = future
+        try:
+            result, lease = await call()
+        except Exception as exc:
+            self._in_flight.pop(flight, None)
+            future.set_exception(exc)
+            # Followers read the exception; mark it retrieved so an unshared one is not reported.
+            future.exception()
+            raise
+        except BaseException:
+            self._in_flight.pop(flight, None)
+            future.cancel()
+            raise
+        future.set_result(result)
+        if lease is None:
+            self._in_flight.pop(flight, None)
+        else:
+            # Caching happens after the caller has its answer; until it lands, later lookups in this
+            # process still find the settled future, so none of them calls Refold again.
+            self.bookkeeping.spawn(self._publish(flight, result, lease), "publish")
+        return result
+
+    async def _fetch(
+        self, creds: RefoldCredentials, canonical: str, override: str | None, flight: str
+    ) -> tuple[Execution, FetchLease | None]:
+        """Across processes: the lease holder calls Refold, the others wait for its cached result.
+
+        Returns the execution and, for the lease holder, the lease to release once it is cached.
+        """
+        deadline = time.monotonic() + LEASE_SECONDS + 1
+        while True:
+            lease = FetchLease(self._redis, flight)
+            try:
+                leader = await lease.acquire()
+            except StoreUnavailable:
+                return await self._client.get_execution(creds, canonical, override), None
+            if leader:
+                try:
+                    return await self._client.get_execution(creds, canonical, override), lease
+                except BaseException:
+                    await lease.release()
+                    raise
+            # Another process is fetching: its result lands in the cache, or its lease goes away
+            # (it failed, or died) and this process takes its turn.
+            while time.monotonic() < deadline:
+                await asyncio.sleep(LEASE_POLL_SECONDS)
+                cached = await self._cache.get(flight)
+                if cached is not None:
+                    return cached, None
+                if not await lease.held_elsewhere():
+                    break
+            else:
+                return await self._client.get_execution(creds, canonical, override), None
+
+    async def _publish(self, flight: str, execution: Execution, lease: FetchLease) -> None:
+        try:
+            await self._cache.put(flight, execution)
+        finally:
+            await lease.release()
+            self._in_flight.pop(flight, None)

@@ -1,0 +1,150 @@
+"""The lookup use case on its own: resolve -> cache -> single-flight -> fetch, on a real Redis.
+
+Two `ExecutionLookup`s with their own Redis clients stand for two processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from bot.refold.client import RefoldClient, RetryPolicy
+from bot.refold.credentials import AuthKind, RefoldCredentials
+from bot.refold.errors import NotFound
+from bot.refold.ids import InvalidExecutionId
+from bot.store.credentials import CredentialStore
+from bot.store.crypto import Cipher
+from bot.store.errors import StoreUnavailable
+from bot.store.executions import LEASE_SECONDS, ExecutionCache, FetchLease, flight_key
+from bot.store.known_accounts import KnownAccounts
+from bot.usecases.lookup import ExecutionLookup
+from bot.usecases.workspace import CredentialResolver, Workspace
+from tests.fakes.refold import FakeRefold, errored_doc, running_doc
+from tests.harness import API_KEY, EXEC_ID
+
+WORKSPACE = Workspace("T1")
+
+
+class Process:
+    """What one bot process holds for lookups: its own Redis client and HTTP pool."""
+
+    def __init__(self, redis_url: str, refold: FakeRefold, key: str) -> None:
+        self.redis = aioredis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.http = httpx.AsyncClient()
+        cipher = Cipher([key])
+        fallback = RefoldCredentials(refold.url, AuthKind.API_KEY, SecretStr(API_KEY), "acme")
+        resolver = CredentialResolver(CredentialStore(self.redis, cipher), refold.url, fallback, 0)
+        self.cache = ExecutionCache(self.redis, cipher)
+        self.lookup = ExecutionLookup(
+            resolver,
+            RefoldClient(self.http, RetryPolicy(attempts=1)),
+            KnownAccounts(self.redis),
+            self.redis,
+            self.cache,
+        )
+        self.flight = flight_key(fallback.fingerprint, "acme", EXEC_ID)
+
+    async def close(self) -> None:
+        await self.lookup.bookkeeping.drain(2)
+        await self.http.aclose()
+        await self.redis.aclose()
+
+
+@pytest.fixture
+async def processes(redis_url: str, refold: FakeRefold, credentials_key: str):
+    refold.api_keys.add(API_KEY)
+    made = [Process(redis_url, refold, credentials_key) for _ in range(2)]
+    yield made
+    for process in made:
+        await process.close()
+
+
+async def test_a_cached_execution_costs_no_refold_call(processes, refold: FakeRefold) -> None:
+    first, second = processes
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    fetched = await first.lookup.lookup(WORKSPACE, EXEC_ID)
+    await first.lookup.bookkeeping.drain(2)  # the result is cached after the caller has it
+    cached = await second.lookup.lookup(WORKSPACE, EXEC_ID.upper())
+    assert refold.count("get") == 1
+    assert cached.execution == fetched.execution and cached.linked_account_id == "acme"
+
+
+async def test_a_running_execution_is_cached_only_briefly(processes, refold: FakeRefold) -> None:
+    first, _ = processes
+    refold.add_execution(EXEC_ID, running_doc(), linked_account_id="acme")
+    await first.lookup.lookup(WORKSPACE, EXEC_ID)
+    await first.lookup.bookkeeping.drain(2)
+    ttl = await first.redis.ttl(f"refold-bot:exec:{first.flight}")
+    assert 0 < ttl <= 2
+
+
+async def test_a_lease_follower_waits_for_the_holders_result(processes, refold: FakeRefold) -> None:
+    first, second = processes
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    refold.latency = 0.3
+    results = await asyncio.gather(
+        first.lookup.lookup(WORKSPACE, EXEC_ID),
+        second.lookup.lookup(WORKSPACE, EXEC_ID),
+        *(first.lookup.lookup(WORKSPACE, EXEC_ID) for _ in range(5)),
+    )
+    assert refold.count("get") == 1  # one call across both "processes" and seven lookups
+    assert {r.execution.status for r in results} == {"ERRORED"}
+
+
+async def test_a_dead_lease_holder_delays_the_others_at_most_its_lease(processes, refold: FakeRefold) -> None:
+    first, _ = processes
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    # A process took the lease and died before publishing anything.
+    assert await FetchLease(first.redis, first.flight).acquire()
+    started = time.monotonic()
+    result = await first.lookup.lookup(WORKSPACE, EXEC_ID)
+    waited = time.monotonic() - started
+    assert result.execution.status == "ERRORED"
+    assert refold.count("get") == 1
+    assert LEASE_SECONDS - 1 <= waited <= LEASE_SECONDS + 1.5
+
+
+async def test_a_holder_that_fails_releases_the_lease_for_the_next(processes, refold: FakeRefold) -> None:
+    first, second = processes
+    with pytest.raises(NotFound):
+        await first.lookup.lookup(WORKSPACE, EXEC_ID)
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    started = time.monotonic()
+    await second.lookup.lookup(WORKSPACE, EXEC_ID)
+    assert time.monotonic() - started < 1  # no lease left behind to wait out
+    assert refold.count("get") == 2
+
+
+async def test_redis_down_still_answers_from_refold(refold: FakeRefold, credentials_key: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    refold.api_keys.add(API_KEY)
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    process = Process(dead, refold, credentials_key)
+    try:
+        # A workspace's own credentials live in Redis: with Redis down they cannot be read, and the
+        # lookup says so (the caller words it) without guessing at the fallback.
+        with pytest.raises(StoreUnavailable):
+            await process.lookup.lookup(WORKSPACE, EXEC_ID)
+        assert refold.count("get") == 0
+        # Credentials that need no Redis (the operator's fallback, no workspace scope): the cache and
+        # the lease fail open, and the lookup goes straight to Refold.
+        result = await process.lookup.lookup(Workspace(None), EXEC_ID)
+        assert result.execution.status == "ERRORED"
+    finally:
+        await process.close()
+    assert refold.count("get") == 1
+
+
+async def test_an_invalid_id_costs_nothing(processes, refold: FakeRefold) -> None:
+    first, _ = processes
+    with pytest.raises(InvalidExecutionId):
+        await first.lookup.lookup(WORKSPACE, "not-an-id")
+    assert sum(refold.calls.values()) == 0
