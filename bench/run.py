@@ -42,7 +42,13 @@ from bot.store.credentials import CredentialStore, Scope, StoredCredentials  # n
 from bot.store.crypto import Cipher  # noqa: E402
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc  # noqa: E402
 from tests.fakes.slack import FakeSlack  # noqa: E402
-from tests.harness import SIGNING_SECRET, BotServer, block_actions, free_port  # noqa: E402
+from tests.harness import (  # noqa: E402
+    SIGNING_SECRET,
+    BotServer,
+    block_actions,
+    free_port,
+    wait_for_live_worker,
+)
 from tests.redis_process import RedisProcess  # noqa: E402
 
 WORKSPACES = 200
@@ -332,7 +338,7 @@ def main() -> None:
 
         # The same web process with `python -m bot worker` beside it: the web process acks and queues.
         worker, worker_log = bot.start_worker(workdir / "worker.log")
-        time.sleep(3)  # first heartbeat, and the web process's once-a-second look for it
+        wait_for_live_worker(redis.url)  # it reports in, and the web process's once-a-second look sees it
         both = (bot.process.pid, worker.pid)
         for concurrency, requests in ((1, 200), (10, args.requests), (100, args.requests)):
             slice_ids = ids[offset : offset + requests]

@@ -129,6 +129,9 @@ def test_installs_lookups_and_uninstall(
         ("TA", None, False, "xoxb-team-a", "tk_key_team_a"),
         ("TB", None, False, "xoxb-team-b", "tk_key_team_b"),
         ("TX", "E1", True, "xoxb-team-org", "tk_key_org_e1"),
+        # A workspace of the org whose payload says `is_enterprise_install: false` (Slack does for some
+        # surfaces and in shared channels) is still served with the org's installation.
+        ("TY", "E1", False, "xoxb-team-org", "tk_key_org_e1"),
     ]
     for team, enterprise, org_wide, bot_token, api_key in expectations:
         before = len(slack.calls_to("chat.postMessage"))
