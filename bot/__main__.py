@@ -1,25 +1,51 @@
-"""CLI entry: serve | worker | keygen | check | connect | disconnect | lookup | rotate-keys | queue."""
+"""CLI entry: serve | worker | init | keygen | check | connect | disconnect | lookup | rotate-keys | queue."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from cryptography.fernet import Fernet
 
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings_for
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+EPILOG = """exit codes:
+  0    done
+  1    a check failed, or Refold, Slack or Redis refused or did not answer
+  2    usage or configuration error (the message names the option or variable)
+  130  interrupted (Ctrl-C)
+
+Run `python -m bot init` to write a .env interactively. Docs: README.md."""
+
+
+def _version() -> str:
+    try:
+        return version("refold-execution-bot")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="Refold execution bot for Slack")
-    verbs = parser.add_subparsers(dest="verb")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Refold execution bot for Slack",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    verbs = parser.add_subparsers(dest="verb", metavar="<command>")
     verbs.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN)")
     verbs.add_parser("worker", help="run queued lookups for the web processes (Procfile `worker:`)")
+    verbs.add_parser("init", help="write .env interactively, checking each token as you go")
     verbs.add_parser("keygen", help="print a new CREDENTIALS_KEY")
     verbs.add_parser("check", help="verify settings, Redis, Slack and Refold")
     verbs.add_parser("rotate-keys", help="re-encrypt every stored record under the newest CREDENTIALS_KEY")
@@ -49,31 +75,71 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_verb(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """A did-you-mean line for a mistyped command, or None."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    choices = sorted(VERBS)
+    if argv[0] in choices:
+        return None
+    close = difflib.get_close_matches(argv[0], choices, n=1, cutoff=0.6)
+    hint = f" Did you mean `python -m bot {close[0]}`?" if close else ""
+    return f"python -m bot: unknown command '{argv[0]}'.{hint} Commands: {', '.join(choices)}."
+
+
+VERBS = frozenset(
+    {"serve", "worker", "init", "keygen", "check", "rotate-keys", "queue", "connect", "disconnect", "lookup"}
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    unknown = _unknown_verb(parser, args_list)
+    if unknown:
+        print(unknown, file=sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(args_list)
     verb = args.verb or "serve"
     if verb == "keygen":
         print(Fernet.generate_key().decode())
         return 0
     try:
-        settings = load_settings()
-        configure_logging(settings.log_level, settings.log_format, _secrets(settings))
+        if verb == "init":
+            from bot.init import run_init
+
+            return run_init()
+        if verb == "check":
+            from bot.cli_commands import check
+
+            return asyncio.run(check(args))
+        purpose = {"serve": "serve", "lookup": "values"}.get(verb, "store")
+        settings = load_settings_for(purpose)
+        # A one-shot command speaks for itself, one line per outcome; library chatter (retries,
+        # request lines) would only bury it. Servers log at LOG_LEVEL.
+        level = (
+            settings.log_level if verb in {"serve", "worker"} or settings.log_level == "DEBUG" else "ERROR"
+        )
+        configure_logging(level, settings.log_format, _secrets(settings))
         if verb == "serve":
-            settings.require_serve()
             from bot.server import serve
 
             return serve(settings)
         if verb == "worker":
-            settings.require_credentials_key()
             from bot.worker import run_worker
 
             return asyncio.run(run_worker(settings))
         return asyncio.run(_run(verb, args, settings))
     except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        for line in exc.lines:
+            print(f"configuration error: {line}", file=sys.stderr)
+        if len(exc.lines) > 1:
+            print(f"{len(exc.lines)} settings to fix (in .env or the environment).", file=sys.stderr)
+        if verb == "serve":
+            print("`python -m bot init` writes .env for you, checking each token.", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _secrets(settings: Settings) -> list[str | None]:
@@ -94,7 +160,6 @@ async def _run(verb: str, args: argparse.Namespace, settings: Settings) -> int:
     from bot import cli_commands
 
     handlers = {
-        "check": cli_commands.check,
         "connect": cli_commands.connect,
         "disconnect": cli_commands.disconnect,
         "lookup": cli_commands.lookup,

@@ -22,6 +22,7 @@ from bot.settings import SlackMode
 from bot.slack import actions, commands, connect, lifecycle, shortcuts
 from bot.slack.authorize import RotationSafeAuthorize
 from bot.slack.oauth import oauth_settings
+from bot.slack.payloads import sketch
 from bot.store.redis import ping
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,15 @@ def build_web(c: Container, app: AsyncApp) -> Starlette:
     async def slack_events(request: Request) -> Response:
         # Bolt's verifier raises on a non-numeric timestamp; answer such a request as the forgery it is.
         if not request.headers.get("x-slack-request-timestamp", "").isdigit():
-            return Response("invalid request", status_code=401)
-        return await handler.handle(request)
+            response: Response = Response("invalid request", status_code=401)
+        else:
+            response = await handler.handle(request)
+        if response.status_code == 401:
+            kind, team = sketch(await request.body())
+            log.warning(
+                "rejected a Slack request (%s, claimed team %s): invalid or missing signature", kind, team
+            )
+        return response
 
     async def slack_oauth(request: Request) -> Response:
         if settings.slack_mode is not SlackMode.OAUTH:
@@ -112,6 +120,7 @@ def build_web(c: Container, app: AsyncApp) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info("serving Slack requests on /slack/events")
+        await c.warn_if_redis_is_down()
         yield
         log.info("shutting down: waiting for %d in-flight replies", c.tasks.pending)
         await c.aclose(SHUTDOWN_GRACE_SECONDS)

@@ -18,10 +18,10 @@ from bot.refold.ids import InvalidExecutionId, normalize_execution_id
 from bot.render.blocks import render_execution
 from bot.render.errors import Surface, describe
 from bot.render.terminal import execution_summary
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, inspect_settings
 from bot.store.credentials import Scope
 from bot.store.errors import StoreUnavailable
-from bot.store.redis import ping
+from bot.store.redis import make_redis, ping_problem, safe_url
 from bot.usecases.connect import ConnectRequest
 from bot.usecases.workspace import Workspace
 
@@ -148,7 +148,9 @@ async def rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if unreadable else 0
 
 
-async def check(args: argparse.Namespace, settings: Settings) -> int:
+async def check(args: argparse.Namespace) -> int:
+    """One line per check; every settings problem is listed, then Redis, Slack and Refold are tried."""
+    settings, problems = inspect_settings("serve")
     ok = True
 
     def line(name: str, passed: bool, detail: str) -> None:
@@ -156,32 +158,30 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
         ok = ok and passed
         print(f"{'ok  ' if passed else 'FAIL'} {name}: {detail}")
 
-    try:
-        settings.require_serve()
+    for variable, problem in problems:
+        line("settings", False, f"{variable}: {problem}")
+    if not problems:
         line("settings", True, "complete")
-    except SettingsError as exc:
-        line("settings", False, str(exc))
+    # The probes need no stored secrets, so they run even when CREDENTIALS_KEY is missing.
+    redis = make_redis(settings)
+    http = make_http_client(settings.refold_timeout_seconds)
     try:
-        settings.require_credentials_key()
-    except SettingsError as exc:
-        line("credentials key", False, str(exc))
-        return EXIT_FAILED
-    container = build_container(settings)
-    try:
-        redis_ok = await ping(container.redis)
-        line("redis", redis_ok, "answers PING" if redis_ok else "not answering")
+        where = safe_url(settings.redis_url.get_secret_value())
+        cause = await ping_problem(redis)
+        line("redis", cause is None, f"answers PING at {where}" if cause is None else f"{where}: {cause}")
         line(*await _check_slack(settings))
         creds = fallback_credentials(settings)
         if creds is None:
             line("refold", True, "no fallback credentials set; workspaces connect their own")
         else:
             try:
-                await container.refold.list_executions(creds, limit=1)
+                await RefoldClient(http).list_executions(creds, limit=1)
                 line("refold", True, f"fallback credentials accepted by {settings.refold_api_url}")
             except RefoldError as exc:
                 line("refold", False, describe(exc, Surface.TERMINAL))
     finally:
-        await container.aclose()
+        await http.aclose()
+        await redis.aclose()
     return 0 if ok else EXIT_FAILED
 
 
@@ -200,7 +200,7 @@ async def _check_slack(settings: Settings) -> tuple[str, bool, str]:
     except SlackApiError as exc:
         return "slack", False, f"auth.test failed: {exc.response.get('error')}"
     except Exception as exc:  # network failures of any kind
-        return "slack", False, f"auth.test failed: {type(exc).__name__}"
+        return "slack", False, f"could not reach Slack at {settings.slack_api_url} ({type(exc).__name__})"
 
 
 async def queue(args: argparse.Namespace, settings: Settings) -> int:

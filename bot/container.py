@@ -6,6 +6,7 @@ verb that needs only Redis never touches Slack or Refold.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import httpx
@@ -26,11 +27,13 @@ from bot.store.executions import ExecutionCache
 from bot.store.installations import RedisInstallationStore
 from bot.store.known_accounts import KnownAccounts
 from bot.store.ratelimit import RefoldRateLimiter
-from bot.store.redis import make_redis
+from bot.store.redis import make_redis, ping_problem, safe_url
 from bot.tasks import BackgroundTasks
 from bot.usecases.connect import ConnectService
 from bot.usecases.lookup import ExecutionLookup
 from bot.usecases.workspace import CredentialResolver
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +55,17 @@ class Container:
     tasks: BackgroundTasks  # work started after an ack; drained on shutdown
     dispatcher: Dispatcher
     responder: Responder
+
+    async def warn_if_redis_is_down(self) -> None:
+        """Said once at start-up, loudly: everything but the env-fallback lookups needs Redis."""
+        cause = await ping_problem(self.redis)
+        if cause is not None:
+            log.warning(
+                "Redis at %s is not answering (%s): lookups, connects and the job queue fail until it "
+                "does; /healthz answers 503. Check REDIS_URL.",
+                safe_url(self.settings.redis_url.get_secret_value()),
+                cause,
+            )
 
     async def aclose(self, grace_seconds: float = 10.0) -> None:
         await self.tasks.drain(grace_seconds)

@@ -13,8 +13,21 @@ from collections.abc import Iterable
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 team_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("team_id", default="-")
 
-# Slack tokens and Fernet-looking blobs are scrubbed even when nobody registered them.
-_TOKEN_PATTERN = re.compile(r"\b(xox[abposr]-[0-9A-Za-z-]{8,}|xapp-[0-9A-Za-z-]{8,})")
+# Slack tokens and response_urls (capability URLs: anyone holding one can post into the channel for
+# 30 minutes) are scrubbed even when nobody registered them.
+_TOKEN_PATTERN = re.compile(
+    r"\b(xox[abposr]-[0-9A-Za-z-]{8,}|xapp-[0-9A-Za-z-]{8,})|https://hooks\.slack(?:-gov)?\.com/[^\s'\"&)]+"
+)
+# Bolt and the SDK quote whole request bodies in some lines (a bad signature, an unhandled request):
+# those carry response_urls, message text and user IDs. Such a line keeps its first words only.
+_LIBRARY_LOGGERS = ("slack_bolt", "slack_sdk")
+
+
+def _without_request_body(name: str, message: str) -> str:
+    if name.startswith(_LIBRARY_LOGGERS) and ("body" in message or "{" in message):
+        head = message.split("(", 1)[0].split("{", 1)[0].strip()
+        return f"{head} (request body withheld)"
+    return message
 
 
 class SecretScrubber(logging.Filter):
@@ -37,7 +50,7 @@ class SecretScrubber(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.team_id = team_id_var.get()
-        message = record.getMessage()
+        message = _without_request_body(record.name, record.getMessage())
         scrubbed = self.scrub(message)
         if record.exc_info:
             # Tracebacks are formatted later; pre-render and scrub them here so nothing escapes.

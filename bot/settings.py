@@ -14,11 +14,24 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class SettingsError(Exception):
-    """A setting is missing or contradictory. The message is one line meant for the operator."""
+    """Missing or contradictory settings: one line per problem, each naming its variable."""
 
-    def __init__(self, variable: str, problem: str) -> None:
+    def __init__(self, variable: str, problem: str, *more: tuple[str, str]) -> None:
+        self.problems: list[tuple[str, str]] = [(variable, problem), *more]
         self.variable = variable
-        super().__init__(f"{variable}: {problem}")
+        super().__init__("\n".join(f"{name}: {text}" for name, text in self.problems))
+
+    @property
+    def variables(self) -> list[str]:
+        return [name for name, _ in self.problems]
+
+    @property
+    def lines(self) -> list[str]:
+        return [f"{name}: {text}" for name, text in self.problems]
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> SettingsError:
+        return cls(problems[0][0], problems[0][1], *problems[1:])
 
 
 class SlackMode(StrEnum):
@@ -105,72 +118,154 @@ class Settings(BaseSettings):
     # --- requirements per process ---------------------------------------
 
     def require_credentials_key(self) -> None:
+        problems = self._credentials_key_problems()
+        if problems:
+            raise SettingsError.of(problems)
+
+    def _credentials_key_problems(self) -> list[tuple[str, str]]:
         keys = self.credential_keys
         if not keys:
-            raise SettingsError(
-                "CREDENTIALS_KEY", "is not set; run `python -m bot keygen` and put the printed key in it"
-            )
+            return [
+                ("CREDENTIALS_KEY", "is not set; run `python -m bot keygen` and put the printed key in it")
+            ]
         for key in keys:
             try:
                 Fernet(key.encode())
             except (ValueError, TypeError):
-                raise SettingsError(
-                    "CREDENTIALS_KEY",
-                    "holds a value that is not a Fernet key; generate one with `python -m bot keygen`",
-                ) from None
+                return [
+                    (
+                        "CREDENTIALS_KEY",
+                        "holds a value that is not a Fernet key; generate one with `python -m bot keygen`",
+                    )
+                ]
+        return []
 
-    def require_serve(self) -> None:
-        """Everything `python -m bot serve` needs, checked before anything starts."""
-        self.require_credentials_key()
+    def serve_problems(self) -> list[tuple[str, str]]:
+        """Everything `python -m bot serve` needs, all of it checked, one (variable, problem) each."""
+        problems = self._credentials_key_problems()
+        oauth = bool(self.slack_client_id or self.slack_client_secret)
         if self.slack_client_id and not self.slack_client_secret:
-            raise SettingsError("SLACK_CLIENT_SECRET", "is required when SLACK_CLIENT_ID is set (OAuth mode)")
+            problems.append(("SLACK_CLIENT_SECRET", "is required when SLACK_CLIENT_ID is set (OAuth mode)"))
         if self.slack_client_secret and not self.slack_client_id:
-            raise SettingsError("SLACK_CLIENT_ID", "is required when SLACK_CLIENT_SECRET is set (OAuth mode)")
+            problems.append(("SLACK_CLIENT_ID", "is required when SLACK_CLIENT_SECRET is set (OAuth mode)"))
         if self.slack_client_id and self.slack_bot_token:
-            raise SettingsError(
-                "SLACK_BOT_TOKEN",
-                "conflicts with SLACK_CLIENT_ID: set SLACK_BOT_TOKEN for one workspace "
-                "or SLACK_CLIENT_ID/SLACK_CLIENT_SECRET for OAuth, not both",
+            problems.append(
+                (
+                    "SLACK_BOT_TOKEN",
+                    "conflicts with SLACK_CLIENT_ID: set SLACK_BOT_TOKEN for one workspace "
+                    "or SLACK_CLIENT_ID/SLACK_CLIENT_SECRET for OAuth, not both",
+                )
             )
         if self.slack_client_id and self.socket_mode:
-            raise SettingsError(
-                "SLACK_APP_TOKEN", "Socket Mode serves one workspace; unset it or unset SLACK_CLIENT_ID"
+            problems.append(
+                ("SLACK_APP_TOKEN", "Socket Mode serves one workspace; unset it or unset SLACK_CLIENT_ID")
             )
-        if not self.slack_client_id and not self.slack_bot_token:
-            raise SettingsError(
-                "SLACK_BOT_TOKEN",
-                "is not set; set it (xoxb-…) for one workspace, or SLACK_CLIENT_ID and "
-                "SLACK_CLIENT_SECRET for multi-workspace OAuth",
+        if not oauth and not self.slack_bot_token:
+            problems.append(
+                (
+                    "SLACK_BOT_TOKEN",
+                    "is not set; set it (xoxb-…, OAuth & Permissions page) for one workspace, or "
+                    "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for multi-workspace OAuth",
+                )
             )
         if self.slack_bot_token and not self.slack_bot_token.get_secret_value().startswith("xoxb-"):
-            raise SettingsError("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-")
+            problems.append(("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-"))
         if self.socket_mode:
             app_token = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
             if not app_token.startswith("xapp-"):
-                raise SettingsError("SLACK_APP_TOKEN", "must be an app-level token starting with xapp-")
+                problems.append(("SLACK_APP_TOKEN", "must be an app-level token starting with xapp-"))
         elif not self.slack_signing_secret:
-            raise SettingsError(
-                "SLACK_SIGNING_SECRET",
-                "is required in HTTP mode; copy it from your Slack app's Basic Information page",
+            problems.append(
+                (
+                    "SLACK_SIGNING_SECRET",
+                    "is required in HTTP mode; copy it from your Slack app's Basic Information page "
+                    "(or set SLACK_APP_TOKEN for Socket Mode)",
+                )
             )
         redis_url = self.redis_url.get_secret_value()
-        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError("REDIS_URL", "must start with redis://, rediss:// or unix://")
+        if redis_url.startswith(("redis+sentinel://", "rediss+sentinel://")):
+            problems.append(
+                ("REDIS_URL", "Sentinel URLs are not supported yet; use the primary's redis:// URL")
+            )
+        elif (
+            redis_url.startswith(("redis+cluster://", "rediss+cluster://"))
+            or "cluster" in redis_url.split("://")[0]
+        ):
+            problems.append(("REDIS_URL", "Redis Cluster is not supported: the bot needs multi-key scripts"))
+        elif not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append(("REDIS_URL", "must start with redis://, rediss:// or unix://"))
         if not self.refold_api_url.startswith(("http://", "https://")):
-            raise SettingsError("REFOLD_API_URL", "must be an http(s) URL such as https://app.refold.ai")
+            problems.append(("REFOLD_API_URL", "must be an http(s) URL such as https://app.refold.ai"))
         if bool(self.refold_api_key) != bool(self.refold_linked_account_id):
             missing = "REFOLD_LINKED_ACCOUNT_ID" if self.refold_api_key else "REFOLD_API_KEY"
-            raise SettingsError(
-                missing,
-                "the fallback credentials need both REFOLD_API_KEY and REFOLD_LINKED_ACCOUNT_ID, or neither",
+            problems.append(
+                (
+                    missing,
+                    "the fallback credentials need both REFOLD_API_KEY and REFOLD_LINKED_ACCOUNT_ID, or neither",
+                )
             )
+        return problems
+
+    def require_serve(self) -> None:
+        problems = self.serve_problems()
+        if problems:
+            raise SettingsError.of(problems)
+
+
+def _friendly(error: dict[str, object]) -> str:
+    """pydantic's message, in the words of a setting: no "Value error," or "Input should be"."""
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    kind = error.get("type")
+    if kind in {"int_parsing", "int_from_float"}:
+        return "must be a whole number"
+    if kind == "float_parsing":
+        return "must be a number"
+    if kind == "bool_parsing":
+        return "must be true or false"
+    return message.replace("Input should be", "must be")
 
 
 def load_settings() -> Settings:
-    """Load settings, turning pydantic's report into one operator-facing line."""
+    """Load settings; every invalid value is reported at once, one line each, naming its variable."""
     try:
         return Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        variable = str(first["loc"][0]).upper() if first.get("loc") else "settings"
-        raise SettingsError(variable, first["msg"]) from None
+        problems: list[tuple[str, str]] = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]).upper() if error.get("loc") else "settings"
+            problems.append((variable, _friendly(dict(error))))
+        raise SettingsError.of(problems) from None
+
+
+def inspect_settings(purpose: str = "serve") -> tuple[Settings, list[tuple[str, str]]]:
+    """The settings (invalid values at their defaults) and every problem for `purpose`, at once.
+
+    `purpose` is "serve" (everything the Slack app needs), "store" (what reading and writing the
+    encrypted store needs) or "values" (only that every value given is valid).
+    """
+    try:
+        settings = load_settings()
+        invalid: list[tuple[str, str]] = []
+    except SettingsError as error:
+        invalid = error.problems
+        fields = Settings.model_fields
+        # Read the rest with the invalid ones at their defaults, so their neighbours are checked too.
+        defaults = {
+            name.lower(): fields[name.lower()].default for name in error.variables if name.lower() in fields
+        }
+        settings = Settings(**defaults)
+    more = {
+        "serve": settings.serve_problems,
+        "store": settings._credentials_key_problems,
+        "values": list,
+    }[purpose]()
+    known = {name for name, _ in invalid}
+    return settings, invalid + [problem for problem in more if problem[0] not in known]
+
+
+def load_settings_for(purpose: str = "serve") -> Settings:
+    settings, problems = inspect_settings(purpose)
+    if problems:
+        raise SettingsError.of(problems)
+    return settings

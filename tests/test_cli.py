@@ -55,11 +55,85 @@ def test_lookup_errors_are_friendly(refold: FakeRefold) -> None:
     assert refold.count("get") == 1
 
 
-def test_serve_with_missing_settings_prints_one_line() -> None:
+def test_serve_lists_every_missing_setting_at_once() -> None:
     result = run_cli("serve", env={})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines[:-2]] == [
+        "CREDENTIALS_KEY",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+    ]
+    assert all(line.startswith("configuration error: ") for line in lines[:-2])
+    assert lines[-2:] == [
+        "3 settings to fix (in .env or the environment).",
+        "`python -m bot init` writes .env for you, checking each token.",
+    ]
+
+
+def test_a_mistyped_command_gets_a_did_you_mean() -> None:
+    result = run_cli("lokup", EXEC_ID, env={})
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0
-    assert "CREDENTIALS_KEY" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "python -m bot: unknown command 'lokup'. Did you mean `python -m bot lookup`? Commands: check, "
+        "connect, disconnect, init, keygen, lookup, queue, rotate-keys, serve, worker."
+    )
+
+
+def test_version_and_the_exit_codes_in_help() -> None:
+    version = run_cli("--version", env={})
+    assert version.returncode == 0 and version.stdout.strip() == "python -m bot 0.2.0"
+    helped = run_cli("--help", env={})
+    assert helped.returncode == 0
+    assert "exit codes:" in helped.stdout and "130  interrupted" in helped.stdout
+
+
+def test_an_invalid_id_in_the_terminal_speaks_terminal(refold: FakeRefold) -> None:
+    env = {"REFOLD_API_URL": refold.url, "REFOLD_API_KEY": "tk_x_123456", "REFOLD_LINKED_ACCOUNT_ID": "acme"}
+    result = run_cli("lookup", "not-an-id", env=env)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: 'not-an-id' is not an execution ID. Execution IDs are 24 hex characters, like "
+        "65410cf6cdf931a12d7ab009.\n"
+    )
+    assert sum(refold.calls.values()) == 0
+
+
+def test_connect_prints_one_line_for_one_failure(redis_url: str, credentials_key: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {"REFOLD_API_URL": dead, "REDIS_URL": redis_url, "CREDENTIALS_KEY": credentials_key}
+    result = run_cli("connect", "--team", "T1", "--linked-account", "acme", env=env, stdin="tk_test_key")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: nothing was saved. Refold could not be reached just now. Try again in a minute."
+    ]
+
+
+def test_check_names_the_redis_url_and_the_cause_but_never_the_password(credentials_key: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "CREDENTIALS_KEY": credentials_key,
+        "REDIS_URL": f"redis://ops:sekrit-pass@127.0.0.1:{port}/2",
+        "SLACK_BOT_TOKEN": "",
+    }
+    result = run_cli("check", env=env)
+    assert result.returncode == 1
+    assert (
+        f"FAIL redis: redis://ops:***@127.0.0.1:{port}/2: connection refused: is redis-server running there?"
+        in result.stdout
+    )
+    assert "sekrit-pass" not in result.stdout + result.stderr
+    # Every settings problem is listed, one line each, before the probes.
+    assert "FAIL settings: SLACK_BOT_TOKEN: is not set" in result.stdout
+    assert "FAIL settings: SLACK_SIGNING_SECRET: is required in HTTP mode" in result.stdout
 
 
 def test_connect_then_lookup_by_team(refold: FakeRefold, redis_url: str, credentials_key: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pytest
 import yaml
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
@@ -16,14 +17,37 @@ from bot.render.modals import CONNECT_ACTIONS, CONNECT_VIEW
 from bot.settings import Settings
 from tests.conftest import DATA, ROOT
 
+MANIFESTS = ("manifest.yml", "manifest.socket-mode.yml")
+every_manifest = pytest.mark.parametrize("name", MANIFESTS)
 
-def manifest() -> dict:
-    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+def manifest(name: str = "manifest.yml") -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
 
 
-def test_manifest_validates_against_the_schema() -> None:
+@every_manifest
+def test_manifest_validates_against_the_schema(name: str) -> None:
     schema = json.loads((DATA / "schemas" / "slack-app-manifest.json").read_text())
-    jsonschema.validate(manifest(), schema)
+    jsonschema.validate(manifest(name), schema)
+
+
+def test_the_socket_mode_manifest_is_the_http_one_without_urls() -> None:
+    http, socket = manifest(), manifest("manifest.socket-mode.yml")
+    assert (
+        socket["settings"]["socket_mode_enabled"] is True and http["settings"]["socket_mode_enabled"] is False
+    )
+    assert (
+        "bot.example.com"
+        not in (ROOT / "manifest.socket-mode.yml").read_text().split("display_information")[1]
+    )
+    for side in (http, socket):
+        for command in side["features"]["slash_commands"]:
+            command.pop("url", None)
+        side["settings"]["event_subscriptions"].pop("request_url", None)
+        side["settings"]["interactivity"].pop("request_url", None)
+        side["oauth_config"].pop("redirect_urls", None)
+        side["settings"].pop("socket_mode_enabled")
+    assert socket == http  # the same app otherwise: commands, shortcut, scopes, events
 
 
 class RecordingApp:
@@ -57,8 +81,9 @@ def registered_names() -> set[str]:
     return recorder.names
 
 
-def test_manifest_and_listeners_match_both_ways() -> None:
-    m = manifest()
+@every_manifest
+def test_manifest_and_listeners_match_both_ways(name: str) -> None:
+    m = manifest(name)
     commands = {c["command"] for c in m["features"]["slash_commands"]}
     shortcuts = {s["callback_id"] for s in m["features"]["shortcuts"]}
     events = set(m["settings"]["event_subscriptions"]["bot_events"])
@@ -117,8 +142,9 @@ async def test_the_real_app_handles_every_declared_surface(slack) -> None:
         assert response.status == 200, body
 
 
-def test_manifest_asks_only_for_the_scopes_used() -> None:
-    assert set(manifest()["oauth_config"]["scopes"]["bot"]) == {
+@every_manifest
+def test_manifest_asks_only_for_the_scopes_used(name: str) -> None:
+    assert set(manifest(name)["oauth_config"]["scopes"]["bot"]) == {
         "commands",
         "chat:write",
         "chat:write.public",

@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 
 from bot.refold.errors import DisallowedBaseUrl
 from bot.refold.urls import check_workspace_base_url
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings, SettingsError, inspect_settings
 
 ALLOWED = ["app.refold.ai", "api.gocobalt.io"]
 KEY = Fernet.generate_key().decode()
@@ -26,6 +26,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         "REFOLD_API_KEY",
         "REFOLD_LINKED_ACCOUNT_ID",
         "REDIS_URL",
+        "PORT",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
     ):
         monkeypatch.delenv(var, raising=False)
 
@@ -106,8 +109,37 @@ def test_serve_requirements_name_the_variable(
         monkeypatch.setenv(key, value)
     with pytest.raises(SettingsError) as caught:
         Settings().require_serve()
-    assert caught.value.variable == variable
-    assert "\n" not in str(caught.value)
+    assert variable in caught.value.variables
+    # One line per problem, each starting with the variable it names; no pydantic wording.
+    assert len(caught.value.lines) == len(caught.value.variables)
+    for line, name in zip(caught.value.lines, caught.value.variables, strict=True):
+        assert line.startswith(f"{name}: ") and "\n" not in line and "Value error" not in line
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "eighty")
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    monkeypatch.setenv("REDIS_URL", "http://nope")
+    _, problems = inspect_settings("serve")
+    named = dict(problems)
+    assert set(named) == {
+        "PORT",
+        "LOG_FORMAT",
+        "CREDENTIALS_KEY",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "REDIS_URL",
+    }
+    assert named["PORT"] == "must be a whole number"
+    assert named["LOG_FORMAT"] == "must be json or text"
+    assert all("Value error" not in text and "Input should" not in text for text in named.values())
+
+
+def test_redis_cluster_and_sentinel_urls_are_refused_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url, words in (("redis+sentinel://h:26379/main", "Sentinel"), ("redis+cluster://h:7000", "Cluster")):
+        monkeypatch.setenv("REDIS_URL", url)
+        problems = dict(inspect_settings("serve")[1])
+        assert words in problems["REDIS_URL"]
 
 
 def test_socket_mode_needs_no_signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import BotError
+from bot.errors import BotError, ErrorKind
 from bot.jobs.kinds import AnyJob, LookupJob, RefreshJob, ShareJob, ShortcutJob, Target
 from bot.render import messages
 from bot.render.blocks import Card, CardBudget, render_execution
@@ -63,7 +63,9 @@ class JobContext:
             return Outcome(result, None)
         except BotError as exc:
             detail = f": {exc}" if exc.transient else ""
-            log.info("lookup of %s failed: %s%s", target.execution_id[:40], type(exc).__name__, detail)
+            # Our own outage is an operator's problem; a user's wrong ID or Refold's 404 is not.
+            level = logging.WARNING if exc.kind is ErrorKind.STORE_UNAVAILABLE else logging.INFO
+            log.log(level, "lookup of %s failed: %s%s", target.execution_id[:40], type(exc).__name__, detail)
             if exc.transient and not self.final_attempt:
                 raise RetryLater(exc.kind.value) from None
             return Outcome(None, describe(exc), exc.transient)

@@ -7,8 +7,10 @@ interactions nest them (`team.id`, `channel.id`, `user.id`, `container.*`). One 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
@@ -119,3 +121,30 @@ class Interaction:
             self.action_ts,
         )
         return hashlib.sha256("\0".join(p or "" for p in parts).encode()).hexdigest()[:32]
+
+
+def sketch(raw: bytes) -> tuple[str, str]:
+    """(kind, claimed team) of a raw Slack request, for a log line about a rejected one.
+
+    The request is unverified: nothing here is trusted, and nothing of it beyond these two words is
+    ever logged (bodies carry response_urls and message text).
+    """
+    text = raw[:65536].decode("utf-8", "replace")
+    kind, team = "unknown", "-"
+    try:
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+            kind = f"event:{_dict(data.get('event')).get('type') or data.get('type') or '?'}"
+            team = _str(data.get("team_id")) or "-"
+        else:
+            form = parse_qs(text)
+            if "command" in form:
+                kind, team = f"command {form['command'][0][:40]}", (form.get("team_id") or ["-"])[0]
+            elif "payload" in form:
+                payload = _dict(json.loads(form["payload"][0]))
+                kind = str(payload.get("type") or "interaction")
+                team = _str(_dict(payload.get("team")).get("id")) or "-"
+    except ValueError:
+        kind = "unreadable"
+    safe = "".join(ch for ch in team[:24] if ch.isalnum()) or "-"
+    return "".join(ch for ch in kind[:60] if ch.isprintable()), safe

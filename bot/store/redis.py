@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.settings import Settings
@@ -46,6 +48,52 @@ async def redis_errors() -> AsyncIterator[None]:
         # The message names the failure only: redis-py's text can carry the URL, and with it a password.
         reason = "no free connection" if "No connection available" in str(exc) else type(exc).__name__
         raise StoreUnavailable(f"Redis is unavailable ({reason})") from None
+
+
+def safe_url(url: str) -> str:
+    """The Redis URL to show a person: scheme, host, port and database; never the password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(unreadable REDIS_URL)"
+    user = (
+        f"{parts.username}:***@" if parts.password and parts.username else ("***@" if parts.password else "")
+    )
+    if parts.scheme == "unix":
+        return f"unix://{user}{parts.path}"
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+def _cause(exc: BaseException) -> str:
+    """Why Redis did not answer, in a few words (never the URL or password redis-py may quote)."""
+    text = f"{exc} {exc.__context__ or ''}".lower()
+    if isinstance(exc.__context__, ConnectionRefusedError) or "error 111 " in text:
+        return "connection refused: is redis-server running there?"
+    for needle, words in (
+        ("connection refused", "connection refused: is redis-server running there?"),
+        ("name or service not known", "unknown host"),
+        ("temporary failure in name resolution", "unknown host"),
+        ("invalid password", "wrong password"),
+        ("invalid username-password", "wrong user name or password"),
+        ("authentication required", "a password is required"),
+        ("no route to host", "no route to host"),
+    ):
+        if needle in text:
+            return words
+    if isinstance(exc, RedisTimeoutError | TimeoutError):
+        return "timed out"
+    return type(exc).__name__
+
+
+async def ping_problem(client: aioredis.Redis) -> str | None:
+    """None when Redis answers PING; otherwise why not."""
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return _cause(exc)
+    return None
 
 
 async def ping(client: aioredis.Redis) -> bool:
