@@ -120,7 +120,7 @@ def build_web(c: Container, app: AsyncApp) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info("serving Slack requests on /slack/events")
-        await c.warn_if_redis_is_down()
+        await c.start()
         yield
         log.info("shutting down: waiting for %d in-flight replies", c.tasks.pending)
         await c.aclose(SHUTDOWN_GRACE_SECONDS)

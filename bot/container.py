@@ -13,7 +13,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from bot.jobs.queue import JobQueue
-from bot.refold.client import RefoldClient, RetryPolicy, make_http_client
+from bot.refold.client import RefoldClient, RetryPolicy, make_http_client, warm_up
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.settings import Settings, SlackMode
 from bot.slack.clients import SlackClients
@@ -55,6 +55,11 @@ class Container:
     tasks: BackgroundTasks  # work started after an ack; drained on shutdown
     dispatcher: Dispatcher
     responder: Responder
+
+    async def start(self) -> None:
+        """Before serving: pay the HTTP stack's first-request imports, and say if Redis is away."""
+        await warm_up(self.http)
+        await self.warn_if_redis_is_down()
 
     async def warn_if_redis_is_down(self) -> None:
         """Said once at start-up, loudly: everything but the env-fallback lookups needs Redis."""

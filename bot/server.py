@@ -48,7 +48,7 @@ async def _socket_mode(settings: Settings) -> int:
     # connect_async keeps retrying while Slack is unreachable; SIGTERM must still end the process.
     connecting = asyncio.create_task(handler.connect_async())
     log.info("connecting to Slack in Socket Mode")
-    await container.warn_if_redis_is_down()
+    await container.start()
     await stop.wait()
     connecting.cancel()
     await handler.close_async()

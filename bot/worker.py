@@ -108,7 +108,7 @@ async def run_worker(settings: Settings) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    await container.warn_if_redis_is_down()
+    await container.start()
     log.info("worker %s taking jobs (concurrency %d)", worker.id, CONCURRENCY)
     try:
         await worker.start()

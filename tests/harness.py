@@ -120,12 +120,12 @@ class BotServer:
                 time.sleep(0.05)
         raise RuntimeError("bot did not start")
 
-    def start_worker(self, log_path: Path) -> tuple[subprocess.Popen[bytes], Any]:
-        """`python -m bot worker` with this server's settings; returns the process and its open log."""
+    def start_worker(self, log_path: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], Any]:
+        """`python -m bot worker` with this server's settings (and `overrides`); the process and its log."""
         log = log_path.open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "worker"],
-            env=self.env,
+            env={**self.env, **overrides},
             cwd=ROOT / "tests",
             stdout=log,
             stderr=subprocess.STDOUT,

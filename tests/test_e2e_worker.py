@@ -33,8 +33,8 @@ class Workers:
         self._tmp = tmp_path
         self._started: list[tuple[subprocess.Popen[bytes], Any]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
-        process, log = self._bot.start_worker(self._tmp / f"worker{len(self._started)}.log")
+    def start(self, **overrides: str) -> subprocess.Popen[bytes]:
+        process, log = self._bot.start_worker(self._tmp / f"worker{len(self._started)}.log", **overrides)
         self._started.append((process, log))
         return process
 
@@ -257,3 +257,48 @@ def test_queue_verb_prints_counts_and_workers(
     lines = during.stdout.splitlines()
     assert lines[0] == "queued: 0" and lines[2] == "scheduled: 1"
     assert lines[4].startswith("workers: 1 (")
+
+
+def test_a_transient_slack_failure_is_retried_and_answers_once(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    slack.response_url_faults["slack-down"].append(503)  # the response_url fails once...
+    slack.fail("chat.postEphemeral", "internal_error", status=500)  # ...and so does the fallback
+    workers = Workers(bot, tmp_path)
+    workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        bot.command(EXEC_ID, slack.response_url("slack-down"))
+        slack.wait_for(lambda s: len(s.responses_to("slack-down")) >= 2, timeout=20)
+        time.sleep(1.0)  # room for a third post, if the job were to answer twice
+    finally:
+        workers.stop_all()
+    posts = slack.responses_to("slack-down")
+    assert [p["_status"] for p in posts] == [503, 200]
+    assert "HubSpot token expired" in str(posts[1]["blocks"])
+    assert "transient failure (slack)" in workers.log(0)
+
+
+def test_sigterm_stops_taking_jobs_and_lets_the_running_one_finish(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    workers = Workers(bot, tmp_path)
+    worker = workers.start(REFOLD_TIMEOUT_SECONDS="10")
+    try:
+        wait_for_live_worker(redis_url)
+        refold.latency = 3.0  # the job outlasts the worker's moment of leaving the live list
+        bot.command(EXEC_ID, slack.response_url("draining"))
+        slack.wait_for(lambda s: refold.count("get") == 1)
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(2.0)  # past that moment: it takes no more jobs, but still runs the one it has
+        assert queue_job(redis_url, bot_key, lookup_job(slack, "after-stop", "i-after-stop"))
+        assert worker.wait(20) == 0
+    finally:
+        refold.latency = 0.0
+        workers.stop_all()
+    (reply,) = slack.responses_to("draining")  # answered before the worker exited
+    assert "HubSpot token expired" in str(reply["blocks"])
+    assert slack.responses_to("after-stop") == []
+    assert sync_redis.Redis.from_url(redis_url).llen("saq:refold-bot:queued") == 1  # left for another

@@ -22,7 +22,7 @@ from bot.render import messages
 from bot.render.blocks import Card, CardBudget, render_execution
 from bot.render.errors import describe
 from bot.render.text import escape_mrkdwn
-from bot.slack.reply import Reply
+from bot.slack.reply import Delivery, Reply
 from bot.store.deliveries import Deliveries
 from bot.usecases.lookup import ExecutionLookup, LookupResult
 from bot.usecases.workspace import Workspace
@@ -89,10 +89,21 @@ class JobContext:
         delivered = await send()
         if delivered and self.deliveries is not None:
             await self.deliveries.record(self.interaction, part)
-        return delivered
+        return bool(delivered)
 
     async def answer(self, part: str, **message: Any) -> bool:
-        return await self.once(part, lambda: self.reply.send(**message))
+        """Answer; when Slack is briefly unable to take it and attempts remain, retry the job later."""
+        outcome: list[Delivery] = []
+
+        async def send() -> bool:
+            delivery = await self.reply.send(**message)
+            outcome.append(delivery)
+            return delivery.ok
+
+        delivered = await self.once(part, send)
+        if not delivered and outcome and outcome[0].transient and not self.final_attempt:
+            raise RetryLater("slack")
+        return delivered
 
 
 async def run_lookup(ctx: JobContext, job: LookupJob) -> None:

@@ -18,15 +18,34 @@ RESPONSE_URL_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """Whether an answer reached Slack; when it did not, whether trying later could help."""
+
+    ok: bool
+    transient: bool = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+DELIVERED = Delivery(True)
+
+
+def _transient_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+@dataclass(frozen=True)
 class Reply:
     http: httpx.AsyncClient
     client: AsyncWebClient
     target: ReplyTarget
 
-    async def send(self, **kwargs: Any) -> bool:
+    async def send(self, **kwargs: Any) -> Delivery:
         """Deliver; on failure fall back once, and log. Never raises into the task."""
-        if await self._via_response_url(kwargs):
-            return True
+        first = await self._via_response_url(kwargs)
+        if first:
+            return first
         text, blocks = kwargs.get("text"), kwargs.get("blocks")
         channel, user = self.target.channel_id, self.target.user_id
         try:
@@ -39,26 +58,26 @@ class Reply:
         except (SlackApiError, LookupError) as exc:
             error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
             log.error("reply could not be delivered (response_url failed; fallback: %s)", error)
-            return False
+            return Delivery(False, first.transient)
         except Exception as exc:
             log.error("reply could not be delivered (response_url failed; fallback: %s)", type(exc).__name__)
-            return False
+            return Delivery(False, True)
         log.warning("response_url failed; replied with a bot message instead")
-        return True
+        return DELIVERED
 
-    async def _via_response_url(self, body: dict[str, Any]) -> bool:
+    async def _via_response_url(self, body: dict[str, Any]) -> Delivery:
         # The process's pooled client, not a fresh session per reply: under load that is most of
         # the cost of answering.
         url = self.target.response_url
         if not url:
-            return False
+            return Delivery(False)
         try:
             response = await self.http.post(url, json=body, timeout=RESPONSE_URL_TIMEOUT)
         except httpx.HTTPError as exc:
             log.warning("response_url delivery failed: %s", type(exc).__name__)
-            return False
+            return Delivery(False, True)
         status = response.status_code
         if status >= 400:
             log.warning("response_url answered HTTP %s", status)
-            return False
-        return True
+            return Delivery(False, _transient_status(status))
+        return DELIVERED

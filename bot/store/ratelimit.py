@@ -47,18 +47,23 @@ class RefoldRateLimiter:
             store = self._stores[key] = RedisStateStore(self._redis, keys.rate_limit(key))
         return store
 
-    async def acquire(self, key: str) -> None:
-        """Return when a request under `key` may be sent; raise RefoldBusy if that is too far off."""
+    async def acquire(self, key: str) -> float:
+        """Wait for a turn under `key`; return when it was granted (time.monotonic()).
+
+        Raise RefoldBusy when the turn is too far off. The caller sends at once, or asks again if it
+        could not (see the Refold client): a turn is counted when it is granted, not when it is used.
+        """
         deadline = time.monotonic() + self._max_wait
         store = self._store(key)
         while True:
+            asked = time.monotonic()
             try:
                 decision = await store.check(self._algorithm, self._rates, int(time.time() * 1000), 1)
             except (RedisError, OSError) as exc:
                 log.warning("rate limiter unavailable (%s); sending without it", type(exc).__name__)
-                return
+                return time.monotonic()
             if decision.allowed:
-                return
+                return asked
             wait = max(decision.retry_after_ms or 50, 1) / 1000
             if time.monotonic() + wait > deadline:
                 raise RefoldBusy("Refold is busy: this workspace is at Refold's rate limit")

@@ -45,6 +45,10 @@ class FakeSlack(LoopbackServer):
             collections.deque
         )
         self.response_url_status: dict[str, int] = {}
+        # Statuses a response_url answers first, one per post, before it answers normally.
+        self.response_url_faults: dict[str, collections.deque[int]] = collections.defaultdict(
+            collections.deque
+        )
         # oauth.v2.access: install codes and refresh tokens, each usable once, as Slack's are.
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
@@ -62,6 +66,7 @@ class FakeSlack(LoopbackServer):
             self.admins.clear()
             self.errors.clear()
             self.response_url_status.clear()
+            self.response_url_faults.clear()
             self.oauth_codes.clear()
             self.refresh_tokens.clear()
             self.bots.clear()
@@ -213,10 +218,11 @@ class FakeSlack(LoopbackServer):
         key = request.match_info["key"]
         body = await request.json()
         with self.lock:
-            received = {"_key": key, "_at": time.monotonic(), **body}
+            faults = self.response_url_faults.get(key)
+            status = faults.popleft() if faults else self.response_url_status.get(key, 200)
+            received = {"_key": key, "_at": time.monotonic(), "_status": status, **body}
             self.responses.append(received)
             self._responses_by_key[key].append(received)
-            status = self.response_url_status.get(key, 200)
         return web.Response(status=status, text="ok" if status < 400 else "no_such_response_url")
 
 
