@@ -1,7 +1,7 @@
 """Make docs/card.png: the real card's Block Kit, drawn as HTML in Slack's style, screenshotted.
 
     apt-get install chromium fonts-noto-color-emoji   # once: headless Chromium, and emoji
-    python docs/make_card_image.py  # writes docs/card.html and docs/card.png, prints the card as text
+    python docs/make_card_image.py  # writes docs/card.png, prints the card as text
 
 The card is the bot's own rendering (`render_execution`) of an errored run; only the drawing of Block
 Kit (fonts, colours, spacing) is approximated here.
@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def main() -> None:
         "<div class='msg'><div class='avatar'>R</div><div><span class='name'>Refold Executions</span>"
         f"<span class='app'>APP</span><span class='time'>9:41 AM</span>{body}</div></div></body></html>"
     )
-    out_html = ROOT / "docs" / "card.html"
+    out_html = Path(tempfile.mkdtemp()) / "card.html"
     out_html.write_text(page)
     print(execution_summary(execution))
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

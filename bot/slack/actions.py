@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -18,49 +19,55 @@ from bot.slack.responder import Responder
 
 
 def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> None:
-    @app.action(REFRESH_ACTION)
-    async def refresh(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        interaction = Interaction.read(body, context)
-        target = _target_or_refuse(interaction, client, responder)
-        if target is None:
-            return
-        message = interaction.message
-        blocks = message.get("blocks")
-        shown = (
-            ShownCard(text=str(message.get("text") or ""), blocks=blocks)
-            if isinstance(blocks, list) and blocks
-            else None
-        )
-        dispatcher.submit(
-            RefreshJob(
-                origin=interaction.origin,
-                reply=interaction.reply_target(ephemeral=interaction.is_ephemeral),
-                interaction=interaction.key,
-                target=target,
-                shown=shown,
-            )
-        )
+    _button(app, REFRESH_ACTION, dispatcher, responder, _refresh_job)
+    _button(app, SHARE_ACTION, dispatcher, responder, _share_job)
 
-    @app.action(SHARE_ACTION)
-    async def share(
+
+def _refresh_job(interaction: Interaction, target: Target) -> RefreshJob:
+    message = interaction.message
+    blocks = message.get("blocks")
+    # Kept so that a failed refresh can leave the last good card in place, with a note.
+    shown = (
+        ShownCard(text=str(message.get("text") or ""), blocks=blocks)
+        if isinstance(blocks, list) and blocks
+        else None
+    )
+    return RefreshJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral),
+        interaction=interaction.key,
+        target=target,
+        shown=shown,
+    )
+
+
+def _share_job(interaction: Interaction, target: Target) -> ShareJob:
+    return ShareJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(),
+        interaction=interaction.key,
+        target=target,
+    )
+
+
+def _button(
+    app: AsyncApp,
+    action_id: str,
+    dispatcher: Dispatcher,
+    responder: Responder,
+    make_job: Callable[[Interaction, Target], RefreshJob | ShareJob],
+) -> None:
+    """Ack at once; decode the button's value; the lookup behind it runs as a job."""
+
+    @app.action(action_id)
+    async def pressed(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
         interaction = Interaction.read(body, context)
         target = _target_or_refuse(interaction, client, responder)
-        if target is None:
-            return
-        dispatcher.submit(
-            ShareJob(
-                origin=interaction.origin,
-                reply=interaction.reply_target(),
-                interaction=interaction.key,
-                target=target,
-            )
-        )
+        if target is not None:
+            dispatcher.submit(make_job(interaction, target))
 
 
 def _target_or_refuse(
