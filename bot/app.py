@@ -19,7 +19,7 @@ from bot.container import Container
 from bot.logs import bind_request
 from bot.render.messages import NOT_INSTALLED
 from bot.settings import SlackMode
-from bot.slack import actions, commands, connect, lifecycle, shortcuts
+from bot.slack import actions, commands, connect, lifecycle, output, shortcuts
 from bot.slack.authorize import RotationSafeAuthorize
 from bot.slack.oauth import oauth_settings
 from bot.slack.payloads import sketch
@@ -28,7 +28,7 @@ from bot.store.redis import ping
 log = logging.getLogger(__name__)
 
 # One listener module per Slack surface; each `register` takes the services it uses.
-SURFACES = (commands, shortcuts, actions, connect, lifecycle)
+SURFACES = (commands, shortcuts, actions, output, connect, lifecycle)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -37,6 +37,7 @@ def register_surfaces(app: AsyncApp, c: Container) -> None:
     commands.register(app, c.dispatcher, c.responder, c.resolver)
     shortcuts.register(app, c.dispatcher)
     actions.register(app, c.dispatcher, c.responder)
+    output.register(app, c.responder, c.lookup)
     connect.register(app, c.responder, c.connect)
     lifecycle.register(app, c.connect, c.installations)
 

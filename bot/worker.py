@@ -91,14 +91,18 @@ async def run_worker(settings: Settings) -> int:
     worker.SIGNALS = []
     loop = asyncio.get_running_loop()
 
-    async def retire_then_stop() -> None:
-        log.info("worker %s stopping: leaving the live list, then finishing running jobs", worker.id)
+    async def retire() -> None:
+        # Off saq's list of live workers: web processes run new work themselves from their next check.
         with contextlib.suppress(Exception):
-            # Not reporting in any more: web processes run new work themselves from their next check.
             await queue.redis.zrem(queue.namespace("stats"), queue.namespace(f"worker_info:{worker.id}"))
             await queue.redis.delete(queue.namespace(f"worker_info:{worker.id}"))
+
+    async def retire_then_stop() -> None:
+        log.info("worker %s stopping: leaving the live list, then finishing running jobs", worker.id)
+        await retire()
         await asyncio.sleep(ALIVE_CHECK_SECONDS + 0.5)
         worker.event.set()
+        await retire()  # saq's upkeep may have reported in once more meanwhile
 
     stopping: list[asyncio.Task[None]] = []
 

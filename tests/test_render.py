@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from slack_sdk.models.blocks import Block
 
 from bot.refold.models import Execution
 from bot.render.blocks import CardBudget, render_execution
@@ -41,6 +42,14 @@ def assert_within_slack_limits(card) -> None:
         if block["type"] == "actions":
             for element in block["elements"]:
                 assert len(element["value"]) <= 2000
+    for block in blocks:
+        accessory = block.get("accessory") or {}
+        for option in accessory.get("options", []):
+            assert len(option["value"]) <= 150 and utf16_len(option["text"]["text"]) <= 75
+        assert len(accessory.get("options", [])) <= 100
+        assert len(block.get("block_id") or "") <= 255
+        # Every card shape is what slack_sdk's Block Kit models accept (they also check the limits).
+        Block.parse(block).validate_json()
     assert utf16_len(card.text) <= 4000
     json.dumps(blocks)  # serialisable, surrogates and all
 

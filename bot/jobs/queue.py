@@ -7,7 +7,6 @@ A job's saq key is its kind and interaction, so the same interaction queued twic
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -21,8 +20,6 @@ from bot.jobs.kinds import AnyJob, dump_job, load_job
 from bot.store import keys
 from bot.store.crypto import Cipher
 from bot.store.redis import redis_errors
-
-log = logging.getLogger(__name__)
 
 RUN = "run"  # the one saq function: it opens the sealed job and hands it to its handler
 # A job's own attempts. Refold calls inside also retry (stamina); these cover longer outages.

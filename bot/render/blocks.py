@@ -24,7 +24,17 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.refold.models import Execution, Node, NodeOutcome
-from bot.render.buttons import REFRESH_ACTION, SHARE_ACTION, encode_target
+from bot.render.buttons import (
+    PICK_OUTPUT_ACTION,
+    REFRESH_ACTION,
+    SHARE_ACTION,
+    SHOW_OUTPUT_ACTION,
+    encode_node,
+    encode_node_option,
+    encode_target,
+    node_menu_block_id,
+)
+from bot.render.messages import refresh_failed_note
 from bot.render.text import (
     OUTCOME_MARK,
     clip,
@@ -33,6 +43,7 @@ from bot.render.text import (
     format_duration_ms,
     format_time,
     inline,
+    plain_label,
     plural,
     progress_bar,
     status_emoji,
@@ -52,6 +63,7 @@ class CardBudget:
     excerpt_chars: int = 700
     node_sections: int = 8
     node_line_chars: int = 300
+    menu_options: int = 100  # Block Kit allows 100 in a static select
 
     def smaller(self) -> CardBudget:
         return replace(
@@ -60,6 +72,7 @@ class CardBudget:
             excerpt_chars=max(150, self.excerpt_chars // 3),
             node_sections=max(1, self.node_sections // 3),
             node_line_chars=max(100, self.node_line_chars // 2),
+            menu_options=max(5, self.menu_options // 4),
         )
 
 
@@ -86,17 +99,34 @@ def render_execution(
         SectionBlock(text=MarkdownTextObject(text=_summary(execution))),
     ]
     failing = execution.failing_nodes
+    # Output buttons and the node menu replay the lookup as it was made, like the card's buttons.
+    drill = execution.id is not None
     if failing:
         blocks.append(DividerBlock())
+        places = {id(node): index for index, node in enumerate(execution.nodes)}
         for node in failing[: budget.failing_nodes]:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=_failing_node(node, budget))))
+            button = (
+                ButtonElement(
+                    text="Show output",
+                    action_id=SHOW_OUTPUT_ACTION,
+                    value=encode_node(execution.id or "", linked_account_id, places[id(node)]),
+                )
+                if drill and id(node) in places
+                else None
+            )
+            blocks.append(
+                SectionBlock(text=MarkdownTextObject(text=_failing_node(node, budget)), accessory=button)
+            )
         if len(failing) > budget.failing_nodes:
             more = len(failing) - budget.failing_nodes
             blocks.append(_context(f"…and {plural(more, 'more failing node')} (listed below)"))
     if execution.nodes:
         blocks.append(DividerBlock())
         sections, shown = _node_sections(execution.nodes, budget)
-        blocks.extend(SectionBlock(text=MarkdownTextObject(text=s)) for s in sections)
+        menu_block_id = node_menu_block_id(linked_account_id) if drill else None
+        for index, text in enumerate(sections):
+            block_id = menu_block_id if index == 0 else None
+            blocks.append(SectionBlock(text=MarkdownTextObject(text=text), block_id=block_id))
         if shown < len(execution.nodes):
             blocks.append(_context(f"…and {plural(len(execution.nodes) - shown, 'more node')}"))
     elif execution.known_status is not None or execution.status:
@@ -108,7 +138,38 @@ def render_execution(
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
     rendered = [b.to_dict() for b in blocks[:MAX_BLOCKS]]
+    menu_block_id = node_menu_block_id(linked_account_id)
+    if drill and menu_block_id is not None:
+        for block in rendered:
+            if block.get("block_id") == menu_block_id:
+                # Built as plain dicts: a hundred options through slack_sdk's models cost ten times
+                # the rest of the card. Their shape is checked against the models in the tests.
+                block["accessory"] = _node_menu(execution, budget.menu_options)
+                break
     return Card(text=_fallback_text(execution, failing), blocks=rendered)
+
+
+def _node_menu(execution: Execution, limit: int) -> dict[str, Any]:
+    """A menu of the run's first `limit` nodes that opens one node's full output."""
+    options = [
+        {
+            "text": {
+                "type": "plain_text",
+                "text": plain_label(
+                    f"{OUTCOME_MARK[node.outcome]} {node.node_name or node.node_id or 'unnamed'}", 75
+                ),
+                "emoji": True,
+            },
+            "value": encode_node_option(execution.id or "", index),
+        }
+        for index, node in enumerate(execution.nodes[: min(limit, 100)])
+    ]
+    return {
+        "type": "static_select",
+        "action_id": PICK_OUTPUT_ACTION,
+        "placeholder": {"type": "plain_text", "text": "Show a node's output", "emoji": True},
+        "options": options,
+    }
 
 
 def _title(execution: Execution) -> str:
@@ -223,3 +284,25 @@ def _fallback_text(execution: Execution, failing: list[Node]) -> str:
     progress = f" ({pct:.0f}%)" if pct is not None else ""
     failing_note = f"; failing: {inline(failing[0].node_name or failing[0].node_id, 80)}" if failing else ""
     return f"{inline(execution.status, 40)}: {name}{progress}{failing_note}"
+
+
+NOTE_BLOCK_ID = "refresh_note"
+
+
+def with_refresh_note(blocks: list[dict[str, Any]], at: datetime, reason: str) -> list[dict[str, Any]]:
+    """A card as Slack sent it back, with one note saying why the latest refresh failed.
+
+    Empty when there is no card to keep (ephemeral cards come back without their blocks).
+    """
+    kept = [b for b in blocks if b.get("block_id") != NOTE_BLOCK_ID]
+    if not kept:
+        return []
+    note = {
+        "type": "context",
+        "block_id": NOTE_BLOCK_ID,
+        "elements": [
+            {"type": "mrkdwn", "text": refresh_failed_note(at.strftime("%H:%M:%S"), escape_mrkdwn(reason))}
+        ],
+    }
+    insert_at = next((i for i, b in enumerate(kept) if b.get("type") == "actions"), len(kept))
+    return [*kept[:insert_at], note, *kept[insert_at:]]

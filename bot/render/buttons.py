@@ -19,9 +19,15 @@ from bot.refold.ids import (
 
 REFRESH_ACTION = "refresh_execution"
 SHARE_ACTION = "share_execution"
-CARD_ACTIONS = (REFRESH_ACTION, SHARE_ACTION)
+SHOW_OUTPUT_ACTION = "show_node_output"  # a failing node's button
+PICK_OUTPUT_ACTION = "pick_node_output"  # the menu of every node
+CARD_ACTIONS = (REFRESH_ACTION, SHARE_ACTION, SHOW_OUTPUT_ACTION, PICK_OUTPUT_ACTION)
 
 MAX_VALUE_CHARS = 2000
+# A menu option's value holds at most 150 characters, too few for a linked account; the menu's
+# block ID (255) carries it instead, after this prefix.
+NODE_MENU_BLOCK = "nodes:"
+MAX_BLOCK_ID_CHARS = 255
 
 
 def encode_target(execution_id: str, linked_account_id: str | None) -> str:
@@ -43,3 +49,40 @@ def decode_target(value: Any) -> FoundExecution | None:
     except (ValueError, KeyError, TypeError, AttributeError, InvalidExecutionId, InvalidLinkedAccount):
         return None
     return FoundExecution(execution_id, account)
+
+
+def encode_node(execution_id: str, linked_account_id: str | None, index: int) -> str:
+    """A failing node's button: the execution, its linked account, and the node's place in the run."""
+    payload: dict[str, str | int] = {"e": execution_id, "i": index}
+    if linked_account_id:
+        payload["a"] = linked_account_id
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def node_menu_block_id(linked_account_id: str | None) -> str | None:
+    """The node menu's block ID, or None when the linked account is too long to carry."""
+    block_id = NODE_MENU_BLOCK + (linked_account_id or "")
+    return block_id if len(block_id) <= MAX_BLOCK_ID_CHARS else None
+
+
+def encode_node_option(execution_id: str, index: int) -> str:
+    return json.dumps({"e": execution_id, "i": index}, separators=(",", ":"))
+
+
+def decode_node(value: Any, block_id: Any = None) -> tuple[FoundExecution, int] | None:
+    """The execution and node index a button or menu option names; None when tampered with."""
+    found = decode_target(value)
+    try:
+        index = json.loads(value)["i"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if found is None or not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 100_000:
+        return None
+    if found.linked_account_id is None and isinstance(block_id, str) and block_id.startswith(NODE_MENU_BLOCK):
+        account = block_id[len(NODE_MENU_BLOCK) :]
+        if account:
+            try:
+                found = FoundExecution(found.execution_id, normalize_linked_account(account))
+            except InvalidLinkedAccount:
+                return None
+    return found, index

@@ -131,3 +131,9 @@ def status_emoji(status: str) -> str:
 
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def plain_label(text: Any, limit: int) -> str:
+    """A plain_text label from untrusted text: printable, clipped, and with no `<…>` that could read as a
+    mention or link anywhere the text is later shown as mrkdwn."""
+    return clip(clean(text).replace("<", "‹").replace(">", "›").replace("\n", " "), limit)

@@ -19,9 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import BotError, ErrorKind
 from bot.jobs.kinds import AnyJob, LookupJob, RefreshJob, ShareJob, ShortcutJob, Target
 from bot.render import messages
-from bot.render.blocks import Card, CardBudget, render_execution
+from bot.render.blocks import Card, CardBudget, render_execution, with_refresh_note
 from bot.render.errors import describe
-from bot.render.text import escape_mrkdwn
 from bot.slack.reply import Delivery, Reply
 from bot.store.deliveries import Deliveries
 from bot.usecases.lookup import ExecutionLookup, LookupResult
@@ -29,20 +28,18 @@ from bot.usecases.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-NOTE_BLOCK_ID = "refresh_note"
 MAX_CARDS = 5
 TOO_LONG_ERRORS = {"msg_too_long", "invalid_blocks", "too_many_attachments"}
 
 
 class RetryLater(Exception):
-    """A transient failure (Refold or Redis briefly away) on an attempt that is not the last."""
+    """A transient failure (Refold, Redis or Slack briefly away) on an attempt that is not the last."""
 
 
 @dataclass(frozen=True)
 class Outcome:
     result: LookupResult | None
     error: str | None
-    transient: bool = False
 
 
 @dataclass
@@ -68,7 +65,7 @@ class JobContext:
             log.log(level, "lookup of %s failed: %s%s", target.execution_id[:40], type(exc).__name__, detail)
             if exc.transient and not self.final_attempt:
                 raise RetryLater(exc.kind.value) from None
-            return Outcome(None, describe(exc), exc.transient)
+            return Outcome(None, describe(exc))
         except Exception as exc:
             log.exception("lookup of %s failed unexpectedly", target.execution_id[:40])
             return Outcome(None, describe(exc))
@@ -123,22 +120,8 @@ async def run_refresh(ctx: JobContext, job: RefreshJob) -> None:
         return
     # Keep the last good card: re-send it with a note saying why this refresh failed.
     shown = job.shown
-    blocks = [b for b in (shown.blocks if shown else []) if b.get("block_id") != NOTE_BLOCK_ID]
+    blocks = with_refresh_note(shown.blocks if shown else [], ctx.clock(), outcome.error or "")
     if shown is not None and blocks:
-        note = {
-            "type": "context",
-            "block_id": NOTE_BLOCK_ID,
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": messages.refresh_failed_note(
-                        ctx.clock().strftime("%H:%M:%S"), escape_mrkdwn(outcome.error or "")
-                    ),
-                }
-            ],
-        }
-        insert_at = next((i for i, b in enumerate(blocks) if b.get("type") == "actions"), len(blocks))
-        blocks.insert(insert_at, note)
         await ctx.answer("reply", replace_original=True, text=shown.text or "Execution", blocks=blocks)
     else:
         # Ephemeral cards come back without their blocks; leave the card alone and say why beside it.
