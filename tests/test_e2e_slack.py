@@ -302,3 +302,28 @@ def test_admin_disconnect_with_confirmation(
 def test_healthz(bot: BotServer) -> None:
     response = bot.http.get(f"{bot.url}/healthz")
     assert response.status_code == 200 and response.json() == {"redis": "ok"}
+
+
+def test_a_run_under_a_recently_used_linked_account_is_found_and_followed_up_there(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    import redis as sync_redis
+
+    refold.api_keys.add(API_KEY)
+    connect(redis_url, bot_key)  # default linked account: acme
+    sync_redis.Redis.from_url(redis_url).zadd(
+        "refold-bot:linked-accounts:team:T1", {"beta": 1.0, "gamma": 2.0}
+    )
+    refold.add_execution(EXEC_ID, running_doc(), linked_account_id="beta")
+    bot.command(EXEC_ID, slack.response_url("search"))
+    (card,) = slack.wait_responses("search")
+    assert "Found under linked account *beta*" in json.dumps(card["blocks"])
+    refresh = next(
+        e
+        for b in card["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "refresh_execution"
+    )
+    assert json.loads(refresh["value"])["a"] == "beta"  # Refresh asks under the account that matched
+    assert refold.count("get") <= 3  # the default, then the two recent ones

@@ -148,3 +148,63 @@ async def test_an_invalid_id_costs_nothing(processes, refold: FakeRefold) -> Non
     with pytest.raises(InvalidExecutionId):
         await first.lookup.lookup(WORKSPACE, "not-an-id")
     assert sum(refold.calls.values()) == 0
+
+
+async def connect_team(process: Process, refold: FakeRefold, key: str) -> None:
+    from datetime import UTC, datetime
+
+    from bot.store.credentials import Scope, StoredCredentials
+
+    record = StoredCredentials(
+        kind=AuthKind.API_KEY,
+        secret=SecretStr(API_KEY),
+        linked_account_id="acme",
+        connected_at=datetime.now(UTC),
+    )
+    await CredentialStore(process.redis, Cipher([key])).save(Scope.TEAM, "T1", record)
+
+
+async def test_a_miss_under_the_default_account_tries_the_recent_ones(
+    processes, refold: FakeRefold, credentials_key: str
+) -> None:
+    first, _ = processes
+    await connect_team(first, refold, credentials_key)
+    for account in ("n7", "n6", "n5", "n4", "n3", "n2", "n1"):  # n1 most recent
+        await first.lookup._known.remember("team", "T1", account)  # type: ignore[attr-defined]
+        await asyncio.sleep(0.002)
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="n3")
+    result = await first.lookup.lookup(WORKSPACE, EXEC_ID)
+    assert (result.linked_account_id, result.searched_from) == ("n3", "acme")
+    asked = [r["headers"].get("linked_account_id") for r in refold.requests if r["endpoint"] == "get"]
+    assert asked[0] == "acme" and sorted(asked[1:]) == ["n1", "n2", "n3", "n4", "n5"]  # 1 + 5 calls
+
+
+async def test_when_no_recent_account_has_it_the_answer_says_what_was_tried(
+    processes, refold: FakeRefold, credentials_key: str
+) -> None:
+    from bot.render.errors import describe
+
+    first, _ = processes
+    await connect_team(first, refold, credentials_key)
+    for account in ("a", "b", "c", "d", "e", "f", "acme"):
+        await first.lookup._known.remember("team", "T1", account)  # type: ignore[attr-defined]
+        await asyncio.sleep(0.002)
+    with pytest.raises(NotFound) as missing:
+        await first.lookup.lookup(WORKSPACE, EXEC_ID)
+    assert missing.value.searched == ["f", "e", "d", "c", "b"]  # most recent first, the default left out
+    assert refold.count("get") == 6
+    words = describe(missing.value)
+    assert "nor for the 5 this workspace used recently (f, e, d, c, b)" in words
+    assert "`/execution <id> <linked_account_id>`" in words
+
+
+async def test_a_named_account_is_not_second_guessed(
+    processes, refold: FakeRefold, credentials_key: str
+) -> None:
+    first, _ = processes
+    await connect_team(first, refold, credentials_key)
+    await first.lookup._known.remember("team", "T1", "n1")  # type: ignore[attr-defined]
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="n1")
+    with pytest.raises(NotFound):
+        await first.lookup.lookup(WORKSPACE, EXEC_ID, "someone-else")
+    assert refold.count("get") == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.errors import BotError, ErrorKind
 
 
@@ -25,6 +27,11 @@ class RefoldError(BotError):
 
 class NotFound(RefoldError):
     kind = ErrorKind.NOT_FOUND
+
+    def __init__(self, message: str, *, searched: list[str] | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        # Linked accounts also tried (recently used ones), when the default had no such execution.
+        self.searched = searched or []
 
 
 class Unauthorized(RefoldError):

@@ -90,6 +90,7 @@ def render_execution(
     shareable: bool = False,
     note: str | None = None,
     budget: CardBudget | None = None,
+    searched_from: str | None = None,
 ) -> Card:
     budget = budget or CardBudget()
     account = linked_account_id or execution.linked_account_id
@@ -98,6 +99,13 @@ def render_execution(
         ContextBlock(elements=[MarkdownTextObject(text=t) for t in _context_items(execution, account, now)]),
         SectionBlock(text=MarkdownTextObject(text=_summary(execution))),
     ]
+    if searched_from is not None and linked_account_id:
+        blocks.append(
+            _context(
+                f":mag_right: Found under linked account *{inline(linked_account_id, 120)}*: the default "
+                f"(*{inline(searched_from, 120)}*) has no such execution. Refresh and the buttons use it."
+            )
+        )
     failing = execution.failing_nodes
     # Output buttons and the node menu replay the lookup as it was made, like the card's buttons.
     drill = execution.id is not None

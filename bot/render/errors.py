@@ -67,6 +67,16 @@ def _sentence(kind: ErrorKind, exc: BaseException, surface: Surface) -> tuple[st
             if slack
             else "pass the linked account with --linked-account"
         )
+        searched = [str(a) for a in getattr(exc, "searched", None) or []]
+        if searched:
+            shown = ", ".join(inline(a, 60) for a in searched)
+            return "mag", _with_request_id(
+                f"Refold has no execution with that ID for the default linked account, nor for the "
+                f"{len(searched)} this workspace used recently ({shown}). It may belong to a linked account "
+                f"the bot has not seen: {how}.",
+                exc,
+                surface,
+            )
         return "mag", _with_request_id(
             f"Refold has no execution with that ID for this linked account. Check the ID, or {how}.",
             exc,

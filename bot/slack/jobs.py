@@ -77,6 +77,7 @@ class JobContext:
             linked_account_id=result.linked_account_id,
             shareable=shareable,
             budget=budget,
+            searched_from=result.searched_from,
         )
 
     async def once(self, part: str, send: Callable[[], Awaitable[bool]]) -> bool:

@@ -16,24 +16,30 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from bot.refold.client import RefoldClient
-from bot.refold.credentials import RefoldCredentials
+from bot.refold.credentials import AuthKind, RefoldCredentials
+from bot.refold.errors import NotFound
 from bot.refold.ids import normalize_execution_id, normalize_linked_account
 from bot.refold.models import Execution
 from bot.store.errors import StoreUnavailable
 from bot.store.executions import LEASE_SECONDS, ExecutionCache, FetchLease, flight_key
 from bot.store.known_accounts import KnownAccounts
 from bot.tasks import BackgroundTasks
-from bot.usecases.workspace import CredentialResolver, Workspace
+from bot.usecases.workspace import CredentialResolver, ResolvedCredentials, Workspace
 
 log = logging.getLogger(__name__)
 
 LEASE_POLL_SECONDS = 0.02
 
 
+SEARCH_LIMIT = 5  # recently used linked accounts tried when the default has no such execution
+
+
 @dataclass(frozen=True)
 class LookupResult:
     execution: Execution
     linked_account_id: str | None
+    # Set when the default linked account had no such execution and a recent one did.
+    searched_from: str | None = None
 
 
 class ExecutionLookup:
@@ -63,19 +69,63 @@ class ExecutionLookup:
         resolved = await self._resolver.resolve(workspace)
         creds = resolved.credentials
         account = creds.effective_linked_account(override)
-        flight = flight_key(creds.fingerprint, account, canonical)
+        try:
+            result = await self._lookup_as(creds, canonical, account, override)
+        except NotFound as missing:
+            # Named by the person, or bound by a session token: that account it is.
+            if override is not None or creds.kind is AuthKind.SESSION_TOKEN or resolved.scope is None:
+                raise
+            result = await self._search(resolved, canonical, account, missing)
+        if resolved.scope is not None and resolved.scope_id and result.linked_account_id:
+            self.bookkeeping.spawn(
+                self._remember(resolved.scope.value, resolved.scope_id, result.linked_account_id), "remember"
+            )
+        return result
 
+    async def _lookup_as(
+        self, creds: RefoldCredentials, canonical: str, account: str | None, override: str | None
+    ) -> LookupResult:
+        flight = flight_key(creds.fingerprint, account, canonical)
         cached = await self._cache.get(flight)
         if cached is not None:
             return LookupResult(cached, account)
-
         execution = await self._single_flight(flight, lambda: self._fetch(creds, canonical, override, flight))
-
-        if resolved.scope is not None and resolved.scope_id and account:
-            self.bookkeeping.spawn(
-                self._remember(resolved.scope.value, resolved.scope_id, account), "remember"
-            )
         return LookupResult(execution, account)
+
+    async def _search(
+        self, resolved: ResolvedCredentials, canonical: str, default: str | None, missing: NotFound
+    ) -> LookupResult:
+        """Not under the default linked account: try the ones this workspace used recently, at once.
+
+        At most SEARCH_LIMIT more Refold calls, each through the key's rate limit; the most recently
+        used account that has the execution wins.
+        """
+        scope, scope_id = resolved.scope, resolved.scope_id
+        try:
+            recent = await self._known.recent(scope.value, scope_id) if scope and scope_id else []
+        except StoreUnavailable:
+            recent = []
+        candidates = [a for a in recent if a != default][:SEARCH_LIMIT]
+        if not candidates:
+            raise missing
+        attempts = await asyncio.gather(
+            *(self._lookup_as(resolved.credentials, canonical, a, a) for a in candidates),
+            return_exceptions=True,
+        )
+        for candidate, attempt in zip(candidates, attempts, strict=True):
+            if isinstance(attempt, LookupResult):
+                log.info("execution found under a recently used linked account, not the default")
+                return LookupResult(attempt.execution, candidate, searched_from=default)
+        for attempt in attempts:
+            if isinstance(attempt, BaseException) and not isinstance(attempt, NotFound):
+                raise attempt  # Refold failing is not the same as "not there"
+        raise NotFound(
+            missing.message,
+            status_code=missing.status_code,
+            error_code=missing.error_code,
+            request_id=missing.request_id,
+            searched=candidates,
+        )
 
     async def _remember(self, scope: str, scope_id: str, account: str) -> None:
         try:
