@@ -53,7 +53,7 @@ EMOJI = {
 STYLE = """
 body { margin: 0; background: #fff; font: 15px/1.46668 -apple-system, 'Segoe UI', Lato, 'Noto Sans', sans-serif;
        color: #1d1c1d; }
-.msg { display: flex; padding: 16px 20px; width: 680px; }
+.msg { display: flex; padding: 16px 20px; width: 720px; }
 .avatar { width: 36px; height: 36px; border-radius: 6px; background: #1d3557; color: #fff; font-weight: 700;
           display: flex; align-items: center; justify-content: center; margin-right: 8px; flex: none; }
 .name { font-weight: 900; } .app { background: #e8e8e8; color: #616061; font-size: 10px; padding: 1px 3px;
@@ -69,6 +69,10 @@ pre { font: 12px/1.5 Monaco, Menlo, Consolas, monospace; background: #f8f8f8; bo
 .actions { margin-top: 8px; } .button { display: inline-block; border: 1px solid #bbbabb; border-radius: 4px;
        padding: 3px 12px; font-weight: 700; font-size: 13px; margin-right: 8px; }
 .button.primary { background: #007a5a; color: #fff; border-color: #007a5a; }
+.row { display: flex; align-items: flex-start; } .row .section { flex: 1; min-width: 0; }
+.side { flex: none; margin: 6px 0 0 12px; }
+.select { display: inline-block; border: 1px solid #bbbabb; border-radius: 4px; padding: 3px 10px;
+          font-size: 13px; color: #616061; }
 """
 
 
@@ -98,7 +102,16 @@ def block_html(block: dict[str, Any]) -> str:
         items = "".join(f"<span>{mrkdwn(e.get('text', ''))}</span>" for e in block["elements"])
         return f'<div class="context">{items}</div>'
     if kind == "section":
-        return f'<div class="section">{mrkdwn(block["text"]["text"])}</div>'
+        accessory = block.get("accessory") or {}
+        side = ""
+        if accessory.get("type") == "button":
+            side = f'<span class="button">{html.escape(accessory["text"]["text"])}</span>'
+        elif accessory.get("type") == "static_select":
+            side = f'<span class="select">{html.escape(accessory["placeholder"]["text"])} ▾</span>'
+        return (
+            f'<div class="row"><div class="section">{mrkdwn(block["text"]["text"])}</div>'
+            f'<div class="side">{side}</div></div>'
+        )
     if kind == "divider":
         return '<div class="divider"></div>'
     if kind == "actions":
@@ -130,7 +143,7 @@ def main() -> None:
         sys.exit("chromium is not installed: apt-get install chromium")
     subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={ROOT / 'docs' / 'card.png'}", "--window-size=720,500", out_html.as_uri()],
+         f"--screenshot={ROOT / 'docs' / 'card.png'}", "--window-size=760,520", out_html.as_uri()],
         check=True,
         capture_output=True,
     )
