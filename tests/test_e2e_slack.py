@@ -327,3 +327,17 @@ def test_a_run_under_a_recently_used_linked_account_is_found_and_followed_up_the
     )
     assert json.loads(refresh["value"])["a"] == "beta"  # Refresh asks under the account that matched
     assert refold.count("get") <= 3  # the default, then the two recent ones
+
+
+def test_an_execution_without_a_status_is_not_called_running(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    from tests.fakes.refold import Fault
+
+    refold.api_keys.add(API_KEY)
+    connect(redis_url, bot_key)
+    refold.inject(Fault(status=200, body="{}", endpoint="get"))
+    bot.command(EXEC_ID, slack.response_url("nostatus"))
+    (reply,) = slack.wait_responses("nostatus")
+    assert "has no status" in reply["text"] and "Still running" not in json.dumps(reply)
+    assert "blocks" not in reply

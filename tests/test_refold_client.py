@@ -182,7 +182,11 @@ async def test_connection_refused_is_unreachable(client: RefoldClient) -> None:
         ('{"name": "trunc', "application/json"),
         ("", "application/json"),
         ("[1, 2, 3]", "application/json"),
-        ('{"nodes": "should be a list"}', "application/json"),
+        ('{"nodes": "should be a list", "status": "RUNNING"}', "application/json"),
+        # No status: the card could only guess, and "still running" would mislead.
+        ("{}", "application/json"),
+        ('{"name": "Nightly sync", "status": null, "nodes": []}', "application/json"),
+        ('{"name": "Nightly sync", "status": "  "}', "application/json"),
     ],
 )
 async def test_malformed_success_bodies(

@@ -199,6 +199,9 @@ class RefoldClient:
         )
         if not isinstance(data, dict):
             raise MalformedResponse("Refold returned an execution that is not a JSON object")
+        if not str(data.get("status") or "").strip():
+            # Without a status the card could only guess; "still running" would be a guess that misleads.
+            raise MalformedResponse("Refold's answer for this execution has no status")
         try:
             execution = Execution.model_validate(data)
         except ValidationError as exc:
