@@ -88,11 +88,33 @@ def build_app(c: Container) -> AsyncApp:
     return app
 
 
+# Slack's own payloads stay far below this; anything larger is refused before it is parsed or verified.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def _within_size(request: Request) -> bool:
+    """Read the body only as far as the cap; a declared length over it is refused unread."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return False
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > MAX_BODY_BYTES:
+            return False
+    # Starlette keeps a read body here, so Bolt's handler reads it again without the stream.
+    request._body = bytes(received)
+    return True
+
+
 def build_web(c: Container, app: AsyncApp) -> Starlette:
     settings = c.settings
     handler = AsyncSlackRequestHandler(app)
 
     async def slack_events(request: Request) -> Response:
+        if not await _within_size(request):
+            log.warning("refused a request of more than %d bytes on /slack/events", MAX_BODY_BYTES)
+            return Response("request body too large", status_code=413)
         # Bolt's verifier raises on a non-numeric timestamp; answer such a request as the forgery it is.
         if not request.headers.get("x-slack-request-timestamp", "").isdigit():
             response: Response = Response("invalid request", status_code=401)

@@ -173,3 +173,34 @@ def test_two_processes_share_the_refold_rate_limit(
 
 def test_healthz_is_cheap_and_unauthenticated(bot: BotServer) -> None:
     assert httpx.get(f"{bot.url}/healthz").status_code == 200
+
+
+def test_a_body_over_one_megabyte_is_refused_before_parsing(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack
+) -> None:
+    from urllib.parse import urlencode
+
+    huge = urlencode(
+        {
+            "command": "/execution",
+            "text": "x" * (1024 * 1024),
+            "team_id": "T1",
+            "response_url": slack.response_url("huge"),
+        }
+    )
+    refused = bot.post_signed(huge)
+    assert refused.status_code == 413
+    fits = urlencode(
+        {
+            "command": "/execution",
+            "text": "y" * 900_000,
+            "team_id": "T1",
+            "user_id": "U1",
+            "response_url": slack.response_url("fits"),
+            "trigger_id": "t",
+        }
+    )
+    answered = bot.post_signed(fits)
+    assert answered.status_code == 200  # still verified and answered: the usage, since that is no ID
+    assert slack.responses_to("huge") == [] and sum(refold.calls.values()) == 0
+    assert "refused a request of more than 1048576 bytes" in bot.logs()
