@@ -3,6 +3,9 @@
 Every card stays inside Slack's limits whatever the input: at most 50 blocks (this card uses ≤ 22),
 3000 characters a section, 10 context elements, 150 characters a header. Node rendering stops as soon
 as the budget is spent, so a 5,000-node run costs about as much as a 60-node one.
+
+Blocks are built as plain dicts: slack_sdk's models validate every object as they serialise it, which
+cost more than the rest of rendering. The tests check every card shape against those models instead.
 """
 
 from __future__ import annotations
@@ -11,17 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
 
 from bot.refold.models import Execution, Node, NodeOutcome
 from bot.render.buttons import (
@@ -94,10 +86,10 @@ def render_execution(
 ) -> Card:
     budget = budget or CardBudget()
     account = linked_account_id or execution.linked_account_id
-    blocks: list[Block] = [
-        HeaderBlock(text=clip(f"{status_emoji(execution.status)} {_title(execution)}", HEADER_LIMIT)),
-        ContextBlock(elements=[MarkdownTextObject(text=t) for t in _context_items(execution, account, now)]),
-        SectionBlock(text=MarkdownTextObject(text=_summary(execution))),
+    blocks: list[dict[str, Any]] = [
+        _header(clip(f"{status_emoji(execution.status)} {_title(execution)}", HEADER_LIMIT)),
+        _context(*_context_items(execution, account, now)),
+        _section(_summary(execution)),
     ]
     if searched_from is not None and linked_account_id:
         blocks.append(
@@ -110,31 +102,29 @@ def render_execution(
     # Output buttons and the node menu replay the lookup as it was made, like the card's buttons.
     drill = execution.id is not None
     if failing:
-        blocks.append(DividerBlock())
+        blocks.append(DIVIDER)
         places = {id(node): index for index, node in enumerate(execution.nodes)}
         for node in failing[: budget.failing_nodes]:
             button = (
-                ButtonElement(
-                    text="Show output",
-                    action_id=SHOW_OUTPUT_ACTION,
-                    value=encode_node(execution.id or "", linked_account_id, places[id(node)]),
+                _button(
+                    "Show output",
+                    SHOW_OUTPUT_ACTION,
+                    encode_node(execution.id or "", linked_account_id, places[id(node)]),
                 )
                 if drill and id(node) in places
                 else None
             )
-            blocks.append(
-                SectionBlock(text=MarkdownTextObject(text=_failing_node(node, budget)), accessory=button)
-            )
+            blocks.append(_section(_failing_node(node, budget), accessory=button))
         if len(failing) > budget.failing_nodes:
             more = len(failing) - budget.failing_nodes
             blocks.append(_context(f"…and {plural(more, 'more failing node')} (listed below)"))
     if execution.nodes:
-        blocks.append(DividerBlock())
+        blocks.append(DIVIDER)
         sections, shown = _node_sections(execution.nodes, budget)
         menu_block_id = node_menu_block_id(linked_account_id) if drill else None
         for index, text in enumerate(sections):
             block_id = menu_block_id if index == 0 else None
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=text), block_id=block_id))
+            blocks.append(_section(text, block_id=block_id))
         if shown < len(execution.nodes):
             blocks.append(_context(f"…and {plural(len(execution.nodes) - shown, 'more node')}"))
     elif execution.known_status is not None or execution.status:
@@ -144,8 +134,8 @@ def render_execution(
     # Buttons replay the lookup as it was made: the queried account, not whatever the document claims.
     buttons = _buttons(execution, linked_account_id, shareable)
     if buttons:
-        blocks.append(ActionsBlock(elements=buttons))
-    rendered = [b.to_dict() for b in blocks[:MAX_BLOCKS]]
+        blocks.append({"type": "actions", "elements": buttons})
+    rendered = blocks[:MAX_BLOCKS]
     menu_block_id = node_menu_block_id(linked_account_id)
     if drill and menu_block_id is not None:
         for block in rendered:
@@ -185,8 +175,38 @@ def _title(execution: Execution) -> str:
     return f"{name} · {execution.status}"
 
 
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+DIVIDER: dict[str, Any] = {"type": "divider"}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
+
+
+def _section(
+    text: str, *, accessory: dict[str, Any] | None = None, block_id: str | None = None
+) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    if accessory is not None:
+        block["accessory"] = accessory
+    if block_id is not None:
+        block["block_id"] = block_id
+    return block
+
+
+def _context(*texts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text} for text in texts]}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "value": value,
+    }
+    if style is not None:
+        button["style"] = style
+    return button
 
 
 def _context_items(execution: Execution, account: str | None, now: datetime) -> list[str]:
@@ -274,15 +294,15 @@ def _node_sections(nodes: list[Node], budget: CardBudget) -> tuple[list[str], in
     return sections, shown
 
 
-def _buttons(execution: Execution, account: str | None, shareable: bool) -> list[ButtonElement]:
+def _buttons(execution: Execution, account: str | None, shareable: bool) -> list[dict[str, Any]]:
     if not execution.id:
         return []
     value = encode_target(execution.id, account)
     buttons = []
     if not execution.is_terminal:
-        buttons.append(ButtonElement(text="Refresh", action_id=REFRESH_ACTION, value=value, style="primary"))
+        buttons.append(_button("Refresh", REFRESH_ACTION, value, style="primary"))
     if shareable:
-        buttons.append(ButtonElement(text="Share to channel", action_id=SHARE_ACTION, value=value))
+        buttons.append(_button("Share to channel", SHARE_ACTION, value))
     return buttons
 
 
