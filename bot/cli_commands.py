@@ -89,7 +89,13 @@ async def lookup(args: argparse.Namespace, settings: Settings) -> int:
     except BotError as exc:
         return _fail(exc)
     if args.json:
-        card = render_execution(execution, now=datetime.now(UTC), linked_account_id=account, shareable=True)
+        card = render_execution(
+            execution,
+            now=datetime.now(UTC),
+            linked_account_id=account,
+            shareable=True,
+            dashboard_url=settings.refold_dashboard_url,
+        )
         print_json({"text": card.text, "blocks": card.blocks})
     else:
         print(execution_summary(execution))

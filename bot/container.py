@@ -112,7 +112,7 @@ def build_container(
     installations = RedisInstallationStore(redis, cipher) if settings.slack_mode is SlackMode.OAUTH else None
     slack = SlackClients(settings, installations)
     jobs = JobQueue(redis, cipher)
-    runner = JobRunner(lookup, http, slack, Deliveries(redis))
+    runner = JobRunner(lookup, http, slack, Deliveries(redis), dashboard_url=settings.refold_dashboard_url)
     tasks = BackgroundTasks()
     return Container(
         settings=settings,

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     refold_api_key: SecretStr | None = None
     refold_linked_account_id: str | None = None
     refold_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
+    # "Open in Refold" on every card: Refold documents no execution page, so there is no default.
+    refold_dashboard_url: str | None = None
 
     terminal_cache_seconds: int = Field(default=600, ge=0, le=86_400)
     credentials_cache_seconds: float = Field(default=5.0, ge=0, le=300)
@@ -84,6 +86,17 @@ class Settings(BaseSettings):
         if isinstance(hosts, list):
             return [str(h).lower() for h in hosts]
         return hosts
+
+    @field_validator("refold_dashboard_url")
+    @classmethod
+    def _dashboard_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or "{execution_id}" not in value:
+            raise ValueError(
+                "must be an http(s) URL with {execution_id} in it, like https://app.refold.ai/executions/{execution_id}"
+            )
+        return value
 
     @field_validator("log_format")
     @classmethod

@@ -180,3 +180,18 @@ def test_connect_refuses_a_foreign_base_url(refold: FakeRefold, redis_url: str, 
     )
     assert result.returncode == 2 and "not an allowed Refold host" in result.stderr
     assert sum(refold.calls.values()) == 0
+
+
+def test_lookup_json_links_the_dashboard_when_set(refold: FakeRefold) -> None:
+    refold.api_keys.add("tk_env_key")
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    env = {
+        "REFOLD_API_URL": refold.url,
+        "REFOLD_API_KEY": "tk_env_key",
+        "REFOLD_LINKED_ACCOUNT_ID": "acme",
+        "REFOLD_DASHBOARD_URL": "https://dash.example/run/{execution_id}",
+    }
+    result = run_cli("lookup", EXEC_ID, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    actions = next(b for b in json.loads(result.stdout)["blocks"] if b["type"] == "actions")
+    assert actions["elements"][-1]["url"] == f"https://dash.example/run/{EXEC_ID}"

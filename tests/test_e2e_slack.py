@@ -341,3 +341,14 @@ def test_an_execution_without_a_status_is_not_called_running(
     (reply,) = slack.wait_responses("nostatus")
     assert "has no status" in reply["text"] and "Still running" not in json.dumps(reply)
     assert "blocks" not in reply
+
+
+def test_pressing_open_in_refold_is_acknowledged_and_nothing_else(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack
+) -> None:
+    payload = block_actions("open_in_refold", "", slack.response_url("open"))
+    payload["actions"][0].pop("value")
+    payload["actions"][0]["url"] = f"https://dash.example/run/{EXEC_ID}"
+    assert bot.interaction(payload).status_code == 200
+    time.sleep(0.3)
+    assert slack.responses_to("open") == [] and sum(refold.calls.values()) == 0

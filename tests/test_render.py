@@ -41,7 +41,7 @@ def assert_within_slack_limits(card) -> None:
                 assert utf16_len(element["text"]) <= 3000
         if block["type"] == "actions":
             for element in block["elements"]:
-                assert len(element["value"]) <= 2000
+                assert len(element.get("value", "")) <= 2000 and len(element.get("url", "")) <= 3000
     for block in blocks:
         accessory = block.get("accessory") or {}
         for option in accessory.get("options", []):
@@ -213,3 +213,16 @@ def test_escaping_never_pushes_a_section_past_the_limit() -> None:
         }
     )
     assert_within_slack_limits(card)
+
+
+def test_open_in_refold_links_every_card_when_a_dashboard_is_set() -> None:
+    template = "https://app.refold.ai/executions/{execution_id}?tab=nodes"
+    for doc, shareable in ((errored_doc(), False), (running_doc(), True)):
+        card = card_for(doc, linked_account_id="acme", shareable=shareable, dashboard_url=template)
+        assert_within_slack_limits(card)
+        actions = next(b for b in card.blocks if b["type"] == "actions")
+        link = actions["elements"][-1]
+        assert link["action_id"] == "open_in_refold" and "value" not in link
+        assert link["url"] == f"https://app.refold.ai/executions/{EXEC_ID}?tab=nodes"
+    plain = card_for(errored_doc(), linked_account_id="acme", shareable=False)
+    assert not [b for b in plain.blocks if b["type"] == "actions"]  # no dashboard set: no link

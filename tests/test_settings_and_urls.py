@@ -179,3 +179,11 @@ def test_allowed_base_urls(url: str) -> None:
 def test_disallowed_base_urls(url: str) -> None:
     with pytest.raises(DisallowedBaseUrl):
         check_workspace_base_url(url, ALLOWED)
+
+
+def test_the_dashboard_template_must_name_the_execution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFOLD_DASHBOARD_URL", "https://app.refold.ai/executions")
+    problems = dict(inspect_settings("serve")[1])
+    assert "{execution_id}" in problems["REFOLD_DASHBOARD_URL"]
+    monkeypatch.setenv("REFOLD_DASHBOARD_URL", "https://app.refold.ai/executions/{execution_id}")
+    assert "REFOLD_DASHBOARD_URL" not in dict(inspect_settings("serve")[1])

@@ -17,10 +17,12 @@ from typing import Any
 
 from bot.refold.models import Execution, Node, NodeOutcome
 from bot.render.buttons import (
+    OPEN_ACTION,
     PICK_OUTPUT_ACTION,
     REFRESH_ACTION,
     SHARE_ACTION,
     SHOW_OUTPUT_ACTION,
+    dashboard_link,
     encode_node,
     encode_node_option,
     encode_target,
@@ -83,6 +85,7 @@ def render_execution(
     note: str | None = None,
     budget: CardBudget | None = None,
     searched_from: str | None = None,
+    dashboard_url: str | None = None,
 ) -> Card:
     budget = budget or CardBudget()
     account = linked_account_id or execution.linked_account_id
@@ -132,7 +135,7 @@ def render_execution(
     if note:
         blocks.append(_context(f":warning: {escape_mrkdwn(clip(note, 1500))}"))
     # Buttons replay the lookup as it was made: the queried account, not whatever the document claims.
-    buttons = _buttons(execution, linked_account_id, shareable)
+    buttons = _buttons(execution, linked_account_id, shareable, dashboard_url)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     rendered = blocks[:MAX_BLOCKS]
@@ -294,7 +297,9 @@ def _node_sections(nodes: list[Node], budget: CardBudget) -> tuple[list[str], in
     return sections, shown
 
 
-def _buttons(execution: Execution, account: str | None, shareable: bool) -> list[dict[str, Any]]:
+def _buttons(
+    execution: Execution, account: str | None, shareable: bool, dashboard_url: str | None
+) -> list[dict[str, Any]]:
     if not execution.id:
         return []
     value = encode_target(execution.id, account)
@@ -303,6 +308,15 @@ def _buttons(execution: Execution, account: str | None, shareable: bool) -> list
         buttons.append(_button("Refresh", REFRESH_ACTION, value, style="primary"))
     if shareable:
         buttons.append(_button("Share to channel", SHARE_ACTION, value))
+    if dashboard_url:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": OPEN_ACTION,
+                "text": {"type": "plain_text", "text": "Open in Refold", "emoji": True},
+                "url": dashboard_link(dashboard_url, execution.id)[:3000],
+            }
+        )
     return buttons
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from bot.parse import FoundExecution
 from bot.refold.ids import (
@@ -21,7 +22,8 @@ REFRESH_ACTION = "refresh_execution"
 SHARE_ACTION = "share_execution"
 SHOW_OUTPUT_ACTION = "show_node_output"  # a failing node's button
 PICK_OUTPUT_ACTION = "pick_node_output"  # the menu of every node
-CARD_ACTIONS = (REFRESH_ACTION, SHARE_ACTION, SHOW_OUTPUT_ACTION, PICK_OUTPUT_ACTION)
+OPEN_ACTION = "open_in_refold"  # a link button: Slack opens the URL and tells the app it was pressed
+CARD_ACTIONS = (REFRESH_ACTION, SHARE_ACTION, SHOW_OUTPUT_ACTION, PICK_OUTPUT_ACTION, OPEN_ACTION)
 
 MAX_VALUE_CHARS = 2000
 # A menu option's value holds at most 150 characters, too few for a linked account; the menu's
@@ -86,3 +88,7 @@ def decode_node(value: Any, block_id: Any = None) -> tuple[FoundExecution, int] 
             except InvalidLinkedAccount:
                 return None
     return found, index
+
+
+def dashboard_link(template: str, execution_id: str) -> str:
+    return template.replace("{execution_id}", quote(execution_id, safe=""))

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.jobs.kinds import RefreshJob, ShareJob, ShownCard, Target
 from bot.render import messages
-from bot.render.buttons import REFRESH_ACTION, SHARE_ACTION, decode_target
+from bot.render.buttons import OPEN_ACTION, REFRESH_ACTION, SHARE_ACTION, decode_target
 from bot.slack.dispatch import Dispatcher
 from bot.slack.payloads import Interaction
 from bot.slack.responder import Responder
@@ -21,6 +21,11 @@ from bot.slack.responder import Responder
 def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> None:
     _button(app, REFRESH_ACTION, dispatcher, responder, _refresh_job)
     _button(app, SHARE_ACTION, dispatcher, responder, _share_job)
+
+    @app.action(OPEN_ACTION)
+    async def opened_in_refold(ack: AsyncAck) -> None:
+        # A link button: Slack opens the page itself and only tells the app, which has nothing to add.
+        await ack()
 
 
 def _refresh_job(interaction: Interaction, target: Target) -> RefreshJob:

@@ -53,6 +53,7 @@ class JobContext:
     # Queued jobs may run again after a worker dies: then each answer is sent once (deliveries).
     deliveries: Deliveries | None
     final_attempt: bool
+    dashboard_url: str | None = None
 
     async def fetch(self, target: Target) -> Outcome:
         try:
@@ -78,6 +79,7 @@ class JobContext:
             shareable=shareable,
             budget=budget,
             searched_from=result.searched_from,
+            dashboard_url=self.dashboard_url,
         )
 
     async def once(self, part: str, send: Callable[[], Awaitable[bool]]) -> bool:

@@ -33,12 +33,14 @@ class JobRunner:
         clients: SlackClients,
         deliveries: Deliveries,
         clock: Callable[[], datetime] = utc_now,
+        dashboard_url: str | None = None,
     ) -> None:
         self._lookup = lookup
         self._http = http
         self._clients = clients
         self._deliveries = deliveries
         self._clock = clock
+        self._dashboard_url = dashboard_url
 
     async def run(self, job: AnyJob, *, queued: bool, final_attempt: bool = True) -> None:
         bind_request(job.origin.team_id or job.origin.enterprise_id)
@@ -64,5 +66,6 @@ class JobRunner:
             interaction=job.interaction,
             deliveries=self._deliveries if queued else None,
             final_attempt=final_attempt,
+            dashboard_url=self._dashboard_url,
         )
         await handle(context, job)
