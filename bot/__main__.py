@@ -71,7 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     lookup.add_argument("--team", help="use this workspace's stored credentials")
     lookup.add_argument("--enterprise", help="the workspace's Enterprise Grid org, if any")
     lookup.add_argument("--linked-account", help="override the default linked account")
-    lookup.add_argument("--json", action="store_true", help="print the Block Kit card Slack would get")
+    shown = lookup.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print the Block Kit card Slack would get")
+    shown.add_argument(
+        "--preview", action="store_true", help="print a Block Kit Builder link showing the card"
+    )
     return parser
 
 

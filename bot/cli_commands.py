@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from pydantic import SecretStr
 
@@ -39,6 +40,14 @@ def read_secret_from_stdin() -> SecretStr:
 
 def auth_kind(args: argparse.Namespace) -> AuthKind:
     return AuthKind.SESSION_TOKEN if args.session_token else AuthKind.API_KEY
+
+
+BLOCK_KIT_BUILDER = "https://app.slack.com/block-kit-builder#"
+
+
+def block_kit_builder_link(blocks: list[dict[str, object]]) -> str:
+    """A link that opens Slack's Block Kit Builder showing exactly these blocks (as a message)."""
+    return BLOCK_KIT_BUILDER + quote(json.dumps({"blocks": blocks}, separators=(",", ":")), safe="")
 
 
 def print_json(data: object) -> None:
@@ -88,7 +97,7 @@ async def lookup(args: argparse.Namespace, settings: Settings) -> int:
             account = creds.effective_linked_account(args.linked_account)
     except BotError as exc:
         return _fail(exc)
-    if args.json:
+    if args.json or args.preview:
         card = render_execution(
             execution,
             now=datetime.now(UTC),
@@ -96,7 +105,10 @@ async def lookup(args: argparse.Namespace, settings: Settings) -> int:
             shareable=True,
             dashboard_url=settings.refold_dashboard_url,
         )
-        print_json({"text": card.text, "blocks": card.blocks})
+        if args.preview:
+            print(block_kit_builder_link(card.blocks))
+        else:
+            print_json({"text": card.text, "blocks": card.blocks})
     else:
         print(execution_summary(execution))
     return 0

@@ -195,3 +195,27 @@ def test_lookup_json_links_the_dashboard_when_set(refold: FakeRefold) -> None:
     assert result.returncode == 0, result.stderr
     actions = next(b for b in json.loads(result.stdout)["blocks"] if b["type"] == "actions")
     assert actions["elements"][-1]["url"] == f"https://dash.example/run/{EXEC_ID}"
+
+
+def test_lookup_preview_prints_a_block_kit_builder_link_of_the_exact_card(refold: FakeRefold) -> None:
+    from urllib.parse import unquote
+
+    refold.api_keys.add("tk_env_key")
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    env = {"REFOLD_API_URL": refold.url, "REFOLD_API_KEY": "tk_env_key", "REFOLD_LINKED_ACCOUNT_ID": "acme"}
+    preview = run_cli("lookup", EXEC_ID, "--preview", env=env)
+    card = run_cli("lookup", EXEC_ID, "--json", env=env)
+    assert preview.returncode == 0, preview.stderr
+    link = preview.stdout.strip()
+    assert link.startswith("https://app.slack.com/block-kit-builder#")
+    shown = json.loads(unquote(link.split("#", 1)[1]))
+    expected = json.loads(card.stdout)["blocks"]
+
+    def without_clock(blocks: list[dict]) -> list[dict]:
+        # The "updated" time moves between the two runs; everything else must be the same card.
+        for block in blocks:
+            if block["type"] == "context":
+                block["elements"] = [e for e in block["elements"] if not e["text"].startswith("updated ")]
+        return blocks
+
+    assert without_clock(shown["blocks"]) == without_clock(expected)
