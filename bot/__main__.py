@@ -34,7 +34,8 @@ def _version() -> str:
         return "unknown"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser, and the commands it knows (for "did you mean")."""
     parser = argparse.ArgumentParser(
         prog="python -m bot",
         description="Refold execution bot for Slack",
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     verbs = parser.add_subparsers(dest="verb", metavar="<command>")
     verbs.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN)")
-    verbs.add_parser("worker", help="run queued lookups for the web processes (Procfile `worker:`)")
+    verbs.add_parser("worker", help="run queued jobs for the web processes (Procfile `worker:`)")
     verbs.add_parser("init", help="write .env interactively, checking each token as you go")
     verbs.add_parser("keygen", help="print a new CREDENTIALS_KEY")
     verbs.add_parser("check", help="verify settings, Redis, Slack and Refold")
@@ -76,14 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument(
         "--preview", action="store_true", help="print a Block Kit Builder link showing the card"
     )
-    return parser
+    return parser, sorted(verbs.choices)
 
 
-def _unknown_verb(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+def _unknown_verb(choices: list[str], argv: list[str]) -> str | None:
     """A did-you-mean line for a mistyped command, or None."""
     if not argv or argv[0].startswith("-"):
         return None
-    choices = sorted(VERBS)
     if argv[0] in choices:
         return None
     close = difflib.get_close_matches(argv[0], choices, n=1, cutoff=0.6)
@@ -91,15 +91,10 @@ def _unknown_verb(parser: argparse.ArgumentParser, argv: list[str]) -> str | Non
     return f"python -m bot: unknown command '{argv[0]}'.{hint} Commands: {', '.join(choices)}."
 
 
-VERBS = frozenset(
-    {"serve", "worker", "init", "keygen", "check", "rotate-keys", "queue", "connect", "disconnect", "lookup"}
-)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    unknown = _unknown_verb(parser, args_list)
+    parser, verbs = _parser()
+    unknown = _unknown_verb(verbs, args_list)
     if unknown:
         print(unknown, file=sys.stderr)
         return EXIT_USAGE

@@ -207,11 +207,10 @@ async def _check_slack(settings: Settings) -> tuple[str, bool, str]:
     if settings.slack_bot_token is None:
         return "slack", True, "OAuth mode: tokens come from installations"
     from slack_sdk.errors import SlackApiError
-    from slack_sdk.web.async_client import AsyncWebClient
 
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-    )
+    from bot.slack.clients import new_client
+
+    client = new_client(settings, settings.slack_bot_token.get_secret_value())
     try:
         auth = await client.auth_test()
         return "slack", True, f"auth.test ok as {auth.get('user')} in {auth.get('team')}"

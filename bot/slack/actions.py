@@ -80,10 +80,6 @@ def _target_or_refuse(
 ) -> Target | None:
     found = decode_target(interaction.action_value)
     if found is None:
-        reply = responder.to(client, interaction.reply_target())
-        responder.later(
-            reply.send(response_type="ephemeral", replace_original=False, text=messages.DAMAGED_BUTTON),
-            "damaged",
-        )
+        responder.tell(client, interaction.reply_target(), messages.DAMAGED_BUTTON)
         return None
     return Target(execution_id=found.execution_id, linked_account_id=found.linked_account_id)

@@ -21,7 +21,7 @@ from bot.jobs.kinds import AnyJob, LookupJob, RefreshJob, ShareJob, ShortcutJob,
 from bot.render import messages
 from bot.render.blocks import Card, CardBudget, render_execution, with_refresh_note
 from bot.render.errors import describe
-from bot.slack.reply import Delivery, Reply
+from bot.slack.reply import DELIVERED, Delivery, Reply
 from bot.store.deliveries import Deliveries
 from bot.usecases.lookup import ExecutionLookup, LookupResult
 from bot.usecases.workspace import Workspace
@@ -82,28 +82,21 @@ class JobContext:
             dashboard_url=self.dashboard_url,
         )
 
-    async def once(self, part: str, send: Callable[[], Awaitable[bool]]) -> bool:
+    async def once(self, part: str, send: Callable[[], Awaitable[Delivery]]) -> Delivery:
         """Send one part of the answer unless an earlier run of this job already did."""
         if self.deliveries is not None and await self.deliveries.done(self.interaction, part):
-            return True
-        delivered = await send()
-        if delivered and self.deliveries is not None:
+            return DELIVERED
+        delivery = await send()
+        if delivery and self.deliveries is not None:
             await self.deliveries.record(self.interaction, part)
-        return bool(delivered)
+        return delivery
 
-    async def answer(self, part: str, **message: Any) -> bool:
+    async def answer(self, part: str, **message: Any) -> Delivery:
         """Answer; when Slack is briefly unable to take it and attempts remain, retry the job later."""
-        outcome: list[Delivery] = []
-
-        async def send() -> bool:
-            delivery = await self.reply.send(**message)
-            outcome.append(delivery)
-            return delivery.ok
-
-        delivered = await self.once(part, send)
-        if not delivered and outcome and outcome[0].transient and not self.final_attempt:
+        delivery = await self.once(part, lambda: self.reply.send(**message))
+        if not delivery and delivery.transient and not self.final_attempt:
             raise RetryLater("slack")
-        return delivered
+        return delivery
 
 
 async def run_lookup(ctx: JobContext, job: LookupJob) -> None:
@@ -179,7 +172,7 @@ async def run_shortcut(ctx: JobContext, job: ShortcutJob) -> None:
 
 def _thread_poster(
     ctx: JobContext, channel: str, thread_ts: str, result: LookupResult
-) -> Callable[[], Awaitable[bool]]:
+) -> Callable[[], Awaitable[Delivery]]:
     def render(budget: CardBudget) -> Card:
         return ctx.card(result, shareable=False, budget=budget)
 
@@ -188,8 +181,8 @@ def _thread_poster(
 
 async def _post_in_thread(
     client: AsyncWebClient, channel: str, thread_ts: str, render: Callable[[CardBudget], Card]
-) -> bool:
-    """Post a card in the alert's thread, shrinking it if Slack says it is too big. False: can't post here."""
+) -> Delivery:
+    """Post a card in the alert's thread, shrinking it if Slack says it is too big; not ok: can't post here."""
     budget = CardBudget()
     for _ in range(3):
         card = render(budget)
@@ -202,7 +195,7 @@ async def _post_in_thread(
                 unfurl_links=False,
                 unfurl_media=False,
             )
-            return True
+            return DELIVERED
         except SlackApiError as exc:
             error = exc.response.get("error")
             if error in TOO_LONG_ERRORS:
@@ -210,8 +203,8 @@ async def _post_in_thread(
                 budget = budget.smaller()
                 continue
             log.info("cannot post in thread (%s); answering ephemerally", error)
-            return False
-    return False
+            return Delivery(False)
+    return Delivery(False)
 
 
 Handler = Callable[[JobContext, Any], Awaitable[None]]

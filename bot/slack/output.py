@@ -33,24 +33,13 @@ def register(app: AsyncApp, responder: Responder, lookup: ExecutionLookup) -> No
 
         @app.action(action_id)
         async def show(
-            ack: AsyncAck,
-            body: dict[str, Any],
-            action: dict[str, Any],
-            client: AsyncWebClient,
-            context: AsyncBoltContext,
+            ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
         ) -> None:
             await ack()
             interaction = Interaction.read(body, context)
-            value = (action.get("selected_option") or {}).get("value") or action.get("value")
-            chosen = decode_node(value, action.get("block_id"))
+            chosen = decode_node(interaction.action_value, interaction.action_block_id)
             if chosen is None:
-                reply = responder.to(client, interaction.reply_target())
-                responder.later(
-                    reply.send(
-                        response_type="ephemeral", replace_original=False, text=messages.DAMAGED_BUTTON
-                    ),
-                    "damaged",
-                )
+                responder.tell(client, interaction.reply_target(), messages.DAMAGED_BUTTON)
                 return
             responder.later(_open_then_fill(client, lookup, interaction, *chosen), "node-output")
 

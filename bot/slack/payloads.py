@@ -41,7 +41,8 @@ class Interaction:
     thread_ts: str | None
     is_ephemeral: bool
     text: str | None  # a slash command's text
-    action_value: str | None  # the first action's value (buttons)
+    action_value: str | None  # the first action's value: a button's, or a menu's chosen option's
+    action_block_id: str | None
     action_ts: str | None
 
     @classmethod
@@ -81,7 +82,8 @@ class Interaction:
             thread_ts=_str(message.get("thread_ts")),
             is_ephemeral=bool(container.get("is_ephemeral")),
             text=_str(body.get("text")),
-            action_value=_str(action.get("value")),
+            action_value=_str(action.get("value")) or _str(_dict(action.get("selected_option")).get("value")),
+            action_block_id=_str(action.get("block_id")),
             action_ts=_str(action.get("action_ts")) or _str(body.get("action_ts")),
         )
 

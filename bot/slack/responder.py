@@ -23,3 +23,8 @@ class Responder:
 
     def later(self, work: Coroutine[Any, Any, Any], name: str) -> None:
         self._tasks.spawn(work, name)
+
+    def tell(self, client: AsyncWebClient, target: ReplyTarget, text: str) -> None:
+        """A short private note beside the message the person clicked on, leaving that message as is."""
+        reply = self.to(client, target)
+        self.later(reply.send(response_type="ephemeral", replace_original=False, text=text), "note")

@@ -97,8 +97,4 @@ async def ping_problem(client: aioredis.Redis) -> str | None:
 
 
 async def ping(client: aioredis.Redis) -> bool:
-    try:
-        async with redis_errors():
-            return bool(await client.ping())
-    except StoreUnavailable:
-        return False
+    return await ping_problem(client) is None
