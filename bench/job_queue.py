@@ -23,10 +23,11 @@ import redis.asyncio as aioredis  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from saq import Worker  # noqa: E402
 
+from bot.container import WORKER_TIMERS as TIMERS  # noqa: E402
 from bot.jobs.kinds import LookupJob, Origin, ReplyTarget, Target  # noqa: E402
 from bot.jobs.queue import RUN, JobQueue  # noqa: E402
+from bot.slack.runner import keep_alive  # noqa: E402
 from bot.store.crypto import Cipher  # noqa: E402
-from bot.worker import TIMERS, keep_alive  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 
 JOBS = 1000
@@ -35,7 +36,9 @@ JOBS = 1000
 def job(i: int) -> LookupJob:
     return LookupJob(
         origin=Origin(team_id="T1", user_id="U1"),
-        reply=ReplyTarget(response_url="https://hooks.slack.com/commands/T1/1/x", channel_id="C1", user_id="U1"),
+        reply=ReplyTarget(
+            response_url="https://hooks.slack.com/commands/T1/1/x", channel_id="C1", user_id="U1"
+        ),
         interaction=f"i{i}",
         target=Target(execution_id="65410cf6cdf931a12d7ab009"),
     )
@@ -68,13 +71,17 @@ async def measure(url: str) -> None:
         if len(ran) == JOBS + 1:
             all_done.set()
 
-    worker = Worker(worker_queue.saq, functions=[(RUN, run)], concurrency=20, timers=TIMERS, dequeue_timeout=1)
+    worker = Worker(
+        worker_queue.saq, functions=[(RUN, run)], concurrency=20, timers=TIMERS, dequeue_timeout=1
+    )
     worker.SIGNALS = []
     cpu, wall = time.process_time(), time.monotonic()
     task = asyncio.create_task(worker.start())
     await all_done.wait()
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-    print(f"saq worker:            {cpu / (JOBS + 1) * 1000:.3f} ms CPU per empty job, {(JOBS + 1) / wall:.0f} jobs/s")
+    print(
+        f"saq worker:            {cpu / (JOBS + 1) * 1000:.3f} ms CPU per empty job, {(JOBS + 1) / wall:.0f} jobs/s"
+    )
 
     latencies = []
     for i in range(50):

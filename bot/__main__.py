@@ -1,4 +1,5 @@
-"""CLI entry: serve | worker | init | keygen | check | connect | disconnect | lookup | rotate-keys | queue."""
+"""CLI entry: serve | worker | init | keygen | check | connect | disconnect | lookup | rotate-keys | queue |
+audit."""
 
 from __future__ import annotations
 
@@ -77,6 +78,11 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     shown.add_argument(
         "--preview", action="store_true", help="print a Block Kit Builder link showing the card"
     )
+    audit = verbs.add_parser("audit", help="print a workspace's audit log (reruns, stops, connects)")
+    atarget = audit.add_mutually_exclusive_group(required=True)
+    atarget.add_argument("--team", help="Slack team ID (T…)")
+    atarget.add_argument("--enterprise", help="Enterprise Grid org ID (E…), for an org-wide connection")
+    audit.add_argument("--limit", type=int, default=50, help="how many entries, newest first (default 50)")
     return parser, sorted(verbs.choices)
 
 
@@ -164,6 +170,7 @@ async def _run(verb: str, args: argparse.Namespace, settings: Settings) -> int:
         "lookup": cli_commands.lookup,
         "rotate-keys": cli_commands.rotate_keys,
         "queue": cli_commands.queue,
+        "audit": cli_commands.audit,
     }
     return await handlers[verb](args, settings)
 

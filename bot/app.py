@@ -34,7 +34,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def register_surfaces(app: AsyncApp, c: Container) -> None:
-    commands.register(app, c.dispatcher, c.responder, c.resolver)
+    commands.register(app, c.dispatcher, c.responder, c.resolver, c.follows, c.actions)
     shortcuts.register(app, c.dispatcher)
     actions.register(app, c.dispatcher, c.responder)
     output.register(app, c.responder, c.lookup)
@@ -144,6 +144,7 @@ def build_web(c: Container, app: AsyncApp) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info("serving Slack requests on /slack/events")
         await c.start()
+        await c.start_standby_worker()
         yield
         log.info("shutting down: waiting for %d in-flight replies", c.tasks.pending)
         await c.aclose(SHUTDOWN_GRACE_SECONDS)

@@ -18,6 +18,7 @@ from bot.refold.errors import RefoldError
 from bot.refold.ids import InvalidExecutionId, normalize_execution_id
 from bot.render.blocks import render_execution
 from bot.render.errors import Surface, describe
+from bot.render.follow import AuditLine, audit_lines
 from bot.render.terminal import execution_summary
 from bot.settings import Settings, inspect_settings
 from bot.store.credentials import Scope
@@ -52,6 +53,9 @@ def block_kit_builder_link(blocks: list[dict[str, object]]) -> str:
 
 def print_json(data: object) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+MAX_AUDIT_LINES = 1000
 
 
 def _fail(exc: BaseException) -> int:
@@ -233,4 +237,24 @@ async def queue(args: argparse.Namespace, settings: Settings) -> int:
     print(f"scheduled: {stats.scheduled}")
     print(f"failed: {stats.failed}")
     print(f"workers: {len(stats.workers)}" + (f" ({', '.join(stats.workers)})" if stats.workers else ""))
+    # Web processes take queued and scheduled jobs themselves while no worker process is alive.
+    print(f"web standby workers: {len(stats.standby)}")
+    return 0
+
+
+async def audit(args: argparse.Namespace, settings: Settings) -> int:
+    _, scope_id = _scope(args)
+    limit = max(1, min(int(args.limit), MAX_AUDIT_LINES))
+    container = _container(settings)
+    try:
+        entries = await container.actions.latest(Workspace(scope_id), limit)
+    except StoreUnavailable as exc:
+        return _fail(exc)
+    finally:
+        await container.aclose(0)
+    if not entries:
+        print(f"no audit entries for {scope_id}")
+        return 0
+    for line in audit_lines([AuditLine(**vars(e)) for e in entries], slack=False):
+        print(line)
     return 0

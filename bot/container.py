@@ -6,34 +6,47 @@ verb that needs only Redis never touches Slack or Refold.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import uuid
 from dataclasses import dataclass
 
 import httpx
 import redis.asyncio as aioredis
+from saq import Worker
 
-from bot.jobs.queue import JobQueue
+from bot.jobs.queue import RUN, STANDBY_PREFIX, JobQueue
 from bot.refold.client import RefoldClient, RetryPolicy, make_http_client, warm_up
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.settings import Settings, SlackMode
 from bot.slack.clients import SlackClients
 from bot.slack.dispatch import Dispatcher
+from bot.slack.job_context import FollowKit
 from bot.slack.responder import Responder
-from bot.slack.runner import JobRunner
+from bot.slack.runner import JobRunner, job_function
+from bot.store.audit import AuditLog
 from bot.store.credentials import CredentialStore
 from bot.store.crypto import Cipher
 from bot.store.deliveries import Deliveries
 from bot.store.executions import ExecutionCache
+from bot.store.follows import FollowStore
 from bot.store.installations import RedisInstallationStore
 from bot.store.known_accounts import KnownAccounts
 from bot.store.ratelimit import RefoldRateLimiter
 from bot.store.redis import make_redis, ping_problem, safe_url
 from bot.tasks import BackgroundTasks
+from bot.usecases.actions import ExecutionActions
 from bot.usecases.connect import ConnectService
 from bot.usecases.lookup import ExecutionLookup
 from bot.usecases.workspace import CredentialResolver
 
 log = logging.getLogger(__name__)
+
+# saq's upkeep: how often it promotes scheduled jobs, reports a worker alive, and sweeps jobs of dead
+# workers. Live workers are reported with a TTL of worker_info + 1 s.
+WORKER_TIMERS = {"schedule": 1, "worker_info": 2, "sweep": 1, "abort": 1}
+STANDBY_CONCURRENCY = 2
 
 
 @dataclass
@@ -48,6 +61,8 @@ class Container:
     refold: RefoldClient
     lookup: ExecutionLookup
     connect: ConnectService
+    actions: ExecutionActions
+    follows: FollowKit
     installations: RedisInstallationStore | None  # OAuth mode only
     slack: SlackClients
     jobs: JobQueue
@@ -55,6 +70,8 @@ class Container:
     tasks: BackgroundTasks  # work started after an ack; drained on shutdown
     dispatcher: Dispatcher
     responder: Responder
+    standby: Worker | None = None
+    standby_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Before serving: pay the HTTP stack's first-request imports, and say if Redis is away."""
@@ -72,7 +89,32 @@ class Container:
                 cause,
             )
 
+    def saq_worker(self, concurrency: int, *, drain_seconds: int = 10, standby: bool = False) -> Worker:
+        """saq's worker over this process's queue; `standby`: the web process's, which takes jobs
+        only while no worker process is alive."""
+        return Worker(
+            self.jobs.standby() if standby else self.jobs.saq,
+            functions=[(RUN, job_function(self.jobs, self.runner))],
+            concurrency=concurrency,
+            timers=WORKER_TIMERS,  # type: ignore[arg-type]
+            dequeue_timeout=min(1.0, self.settings.redis_timeout_seconds / 2),
+            shutdown_grace_period_s=drain_seconds,
+            id=f"{STANDBY_PREFIX}{uuid.uuid4().hex[:12]}" if standby else None,
+        )
+
+    async def start_standby_worker(self) -> None:
+        """A web process's own small worker: it takes jobs only while no worker process is alive, so
+        scheduled work (follow polls) goes on in a deployment that runs none."""
+        worker = self.saq_worker(STANDBY_CONCURRENCY, drain_seconds=5, standby=True)
+        worker.SIGNALS = []  # the web server owns SIGTERM and SIGINT
+        self.standby = worker
+        self.standby_task = asyncio.create_task(worker.start(), name="standby-worker")
+
     async def aclose(self, grace_seconds: float = 10.0) -> None:
+        if self.standby is not None and self.standby_task is not None:
+            await self.standby.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.standby_task
         await self.tasks.drain(grace_seconds)
         await self.lookup.bookkeeping.drain(2.0)
         await self.http.aclose()
@@ -108,11 +150,21 @@ def build_container(
     lookup = ExecutionLookup(
         resolver, refold, known, redis, ExecutionCache(redis, cipher, settings.terminal_cache_seconds)
     )
-    connect = ConnectService(settings, credentials, known, refold, resolver)
+    audit = AuditLog(redis)
+    connect = ConnectService(settings, credentials, known, refold, resolver, audit)
     installations = RedisInstallationStore(redis, cipher) if settings.slack_mode is SlackMode.OAUTH else None
     slack = SlackClients(settings, installations)
     jobs = JobQueue(redis, cipher)
-    runner = JobRunner(lookup, http, slack, Deliveries(redis), dashboard_url=settings.refold_dashboard_url)
+    actions = ExecutionActions(resolver, refold, audit, redis)
+    follows = FollowKit(
+        store=FollowStore(redis, cipher),
+        scheduler=jobs,
+        first_poll_seconds=settings.follow_poll_seconds,
+        max_seconds=settings.follow_max_seconds,
+    )
+    runner = JobRunner(
+        lookup, http, slack, Deliveries(redis), follows, actions, dashboard_url=settings.refold_dashboard_url
+    )
     tasks = BackgroundTasks()
     return Container(
         settings=settings,
@@ -125,6 +177,8 @@ def build_container(
         refold=refold,
         lookup=lookup,
         connect=connect,
+        actions=actions,
+        follows=follows,
         installations=installations,
         slack=slack,
         jobs=jobs,

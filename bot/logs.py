@@ -83,6 +83,19 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s team=%(team_id)s] %(message)s"
 
 
+class OneLine(logging.Filter):
+    """A library's traceback about a job becomes one line naming the exception: the bot logs its own
+    failures, with the traceback where it helps (`bot.slack.runner`), and retries are expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[str | None] = ()) -> None:
     scrubber.register(secrets)
     handler = logging.StreamHandler(sys.stderr)
@@ -95,6 +108,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text", secrets: Iterable[
     # saq logs every job at INFO, with the queue's connection details: the bot logs its own lines.
     for noisy in ("httpx", "httpcore", "slack_sdk", "slack_bolt", "asyncio", "uvicorn.access", "saq"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    saq_logger = logging.getLogger("saq")
+    if not any(isinstance(f, OneLine) for f in saq_logger.filters):
+        saq_logger.addFilter(OneLine())
 
 
 def new_request_id() -> str:

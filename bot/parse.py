@@ -21,11 +21,12 @@ from bot.refold.ids import (
 class LookupCommand:
     execution_id: str
     linked_account_id: str | None = None
+    follow: bool = False  # `/execution <id> [account] follow`
 
 
 @dataclass(frozen=True)
 class VerbCommand:
-    verb: str  # help | status | connect | disconnect
+    verb: str  # help | status | connect | disconnect | following
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class InvalidCommand:
 
 Command = LookupCommand | VerbCommand | InvalidCommand
 
-VERBS = frozenset({"help", "status", "connect", "disconnect"})
+VERBS = frozenset({"help", "status", "connect", "disconnect", "following"})
+FOLLOW_WORD = "follow"
 _SLACK_LINK = re.compile(r"<(?:mailto:|tel:|https?://)?([^<>|]*)(?:\|([^<>]*))?>")
 _QUOTES = "`'\"“”‘’"
 
@@ -60,8 +62,11 @@ def parse_command(text: str | None) -> Command:
         if len(words) > 1:
             return InvalidCommand(f"`{first}` takes no arguments.")
         return VerbCommand(first)
+    follow = len(words) > 1 and words[-1].lower() == FOLLOW_WORD
+    if follow:
+        words = words[:-1]
     if len(words) > 2:
-        return InvalidCommand("Too many words: use `/execution <execution_id> [linked_account_id]`.")
+        return InvalidCommand("Too many words: use `/execution <execution_id> [linked_account_id] [follow]`.")
     try:
         execution_id = normalize_execution_id(words[0])
     except InvalidExecutionId as exc:
@@ -72,7 +77,7 @@ def parse_command(text: str | None) -> Command:
             account = normalize_linked_account(words[1])
         except InvalidLinkedAccount as exc:
             return InvalidCommand(f"That linked account can't be used: {exc}.")
-    return LookupCommand(execution_id, account)
+    return LookupCommand(execution_id, account, follow)
 
 
 # --- message shortcut -------------------------------------------------------

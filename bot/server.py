@@ -49,6 +49,7 @@ async def _socket_mode(settings: Settings) -> int:
     connecting = asyncio.create_task(handler.connect_async())
     log.info("connecting to Slack in Socket Mode")
     await container.start()
+    await container.start_standby_worker()
     await stop.wait()
     connecting.cancel()
     await handler.close_async()

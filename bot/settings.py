@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     refold_dashboard_url: str | None = None
 
     terminal_cache_seconds: int = Field(default=600, ge=0, le=86_400)
+    # Following: how long a run is polled before the bot gives up, and the first (fastest) interval.
+    follow_max_seconds: int = Field(default=7200, ge=1, le=7 * 86_400)
+    follow_poll_seconds: float = Field(default=5.0, ge=1, le=60)
     credentials_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     port: int = Field(default=3000, ge=1, le=65_535)

@@ -124,6 +124,8 @@ def _bot_server(
         "REFOLD_TIMEOUT_SECONDS": "1.5",
         # Tests rewrite credentials behind the bot's back; the in-process cache has its own unit test.
         "CREDENTIALS_CACHE_SECONDS": "0",
+        # Followed runs are looked at every second (5 s in production), so follow tests take seconds.
+        "FOLLOW_POLL_SECONDS": "1",
     }
     server = BotServer(env, tmp_path_factory.mktemp("bot") / "bot.log").start()
     yield server

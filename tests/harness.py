@@ -36,6 +36,8 @@ def connect(
     secret: str = API_KEY,
     account: str = "acme",
     scope: Scope = Scope.TEAM,
+    operator_users: tuple[str, ...] = (),
+    operator_groups: tuple[str, ...] = (),
 ) -> None:
     import asyncio
 
@@ -49,6 +51,8 @@ def connect(
             linked_account_id=account,
             connected_by="U1",
             connected_at=datetime.now(UTC),
+            operator_users=list(operator_users),
+            operator_groups=list(operator_groups),
         )
         await CredentialStore(client, Cipher([key])).save(scope, team, record)
         await client.aclose()
@@ -206,6 +210,8 @@ def block_actions(
     user: str = "U1",
     ephemeral: bool = True,
     message: dict[str, Any] | None = None,
+    message_ts: str = "1.1",
+    action_ts: str = "1.2",
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -215,10 +221,21 @@ def block_actions(
         "token": "legacy",
         "trigger_id": "trig.2",
         "response_url": response_url,
-        "container": {"type": "message", "is_ephemeral": ephemeral, "channel_id": "C1", "message_ts": "1.1"},
+        "container": {
+            "type": "message",
+            "is_ephemeral": ephemeral,
+            "channel_id": "C1",
+            "message_ts": message_ts,
+        },
         "channel": {"id": "C1", "name": "ops"},
         "actions": [
-            {"type": "button", "action_id": action_id, "block_id": "b", "value": value, "action_ts": "1.2"}
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b",
+                "value": value,
+                "action_ts": action_ts,
+            }
         ],
     }
     if message is not None:
@@ -273,15 +290,17 @@ def connect_values(
     }
 
 
-def live_workers(redis_url: str) -> int:
-    """Workers reporting in to the job queue now (saq's worker list: scores are expiry times in ms)."""
+def live_workers(redis_url: str, *, standby: bool = False) -> int:
+    """Worker processes reporting in to the job queue now (saq's worker list: scores are expiry times
+    in ms), or with `standby`, the web processes' standby workers."""
     import redis as sync_redis
 
     client = sync_redis.Redis.from_url(redis_url)
     try:
-        return int(client.zcount("saq:refold-bot:stats", int(time.time() * 1000), "+inf"))
+        members = client.zrangebyscore("saq:refold-bot:stats", int(time.time() * 1000), "+inf")
     finally:
         client.close()
+    return sum((b":standby-" in m) == standby for m in members)
 
 
 def wait_for_live_worker(redis_url: str, timeout: float = 15.0) -> None:

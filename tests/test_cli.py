@@ -41,7 +41,12 @@ def test_lookup_json_prints_the_card(refold: FakeRefold) -> None:
     card = json.loads(result.stdout)
     assert card["blocks"][0]["type"] == "header"
     actions = next(b for b in card["blocks"] if b["type"] == "actions")
-    assert [e["action_id"] for e in actions["elements"]] == ["refresh_execution", "share_execution"]
+    assert [e["action_id"] for e in actions["elements"]] == [
+        "refresh_execution",
+        "follow_execution",
+        "stop_execution",
+        "share_execution",
+    ]
 
 
 def test_lookup_errors_are_friendly(refold: FakeRefold) -> None:
@@ -75,7 +80,7 @@ def test_a_mistyped_command_gets_a_did_you_mean() -> None:
     result = run_cli("lokup", EXEC_ID, env={})
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "python -m bot: unknown command 'lokup'. Did you mean `python -m bot lookup`? Commands: check, "
+        "python -m bot: unknown command 'lokup'. Did you mean `python -m bot lookup`? Commands: audit, check, "
         "connect, disconnect, init, keygen, lookup, queue, rotate-keys, serve, worker."
     )
 

@@ -40,7 +40,7 @@ def test_slash_command_posts_a_card_to_the_response_url(
     assert "Export contact to HubSpot" in reply["blocks"][0]["text"]["text"]
     body = json.dumps(reply)
     assert "HubSpot token expired" in body
-    assert actions_of(reply) == ["share_execution"]  # finished: no Refresh
+    assert actions_of(reply) == ["rerun_execution", "share_execution"]  # finished: no Refresh
     assert reply["text"].startswith("ERRORED")
     assert API_KEY not in body and API_KEY not in bot.logs()
     assert refold.requests[-1]["headers"]["x-api-key"] == API_KEY
@@ -95,7 +95,7 @@ def test_refresh_until_finished_then_the_button_is_gone(
     connect(redis_url, bot_key)
     bot.command(EXEC_ID, slack.response_url("r"))
     card = slack.wait_responses("r")[0]
-    assert actions_of(card) == ["refresh_execution", "share_execution"]
+    assert actions_of(card) == ["refresh_execution", "follow_execution", "stop_execution", "share_execution"]
     refresh = next(
         e
         for b in card["blocks"]
@@ -163,7 +163,7 @@ def test_share_posts_in_channel(
     )
     (reply,) = slack.wait_responses("s")
     assert reply["response_type"] == "in_channel" and reply["replace_original"] is False
-    assert actions_of(reply) == []
+    assert actions_of(reply) == ["rerun_execution"]  # shared: no Share again; Rerun still asks who
 
 
 def test_tampered_button_values_are_refused_without_calls(

@@ -149,4 +149,6 @@ def test_manifest_asks_only_for_the_scopes_used(name: str) -> None:
         "chat:write",
         "chat:write.public",
         "users:read",
+        "im:write",
+        "usergroups:read",
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import httpx
 import pytest
@@ -276,6 +277,47 @@ async def test_list_executions_for_validation(refold: FakeRefold, client: Refold
 async def test_rerun_and_stop(refold: FakeRefold, client: RefoldClient) -> None:
     refold.add_execution(EXEC_ID, errored_doc())
     creds = api_key_creds(refold)
-    assert (await client.rerun_execution(creds, EXEC_ID))["message"] == "Execution queued"
-    assert (await client.stop_execution(creds, EXEC_ID))["message"] == "Stopping instance"
+    new_id = await client.rerun_execution(creds, EXEC_ID)
+    assert refold.reruns == [(EXEC_ID, new_id)]
+    await client.stop_execution(creds, EXEC_ID)
     assert refold.count("rerun") == 1 and refold.count("stop") == 1
+    assert (await client.get_execution(creds, EXEC_ID)).status == "STOPPING"
+    assert (await client.get_execution(creds, EXEC_ID)).status == "STOPPED"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_a_rerun_is_never_sent_twice_after_a_server_error(
+    refold: FakeRefold, client: RefoldClient, status: int
+) -> None:
+    # The first rerun may have started a run before the error: sending it again could start a second.
+    refold.add_execution(EXEC_ID, errored_doc())
+    refold.inject(Fault(status=status, body="{}", endpoint="rerun"))
+    with pytest.raises(UpstreamError):
+        await client.rerun_execution(api_key_creds(refold), EXEC_ID)
+    assert refold.count("rerun") == 1 and refold.reruns == []
+
+
+async def test_a_rerun_refused_with_429_is_sent_again(refold: FakeRefold, client: RefoldClient) -> None:
+    refold.add_execution(EXEC_ID, errored_doc())
+    refold.inject(Fault(status=429, body="{}", endpoint="rerun"))
+    new_id = await client.rerun_execution(api_key_creds(refold), EXEC_ID)
+    assert refold.count("rerun") == 2 and refold.reruns == [(EXEC_ID, new_id)]
+
+
+@pytest.mark.parametrize("body", [{"message": "Execution queued"}, {"instanceId": "nope"}, []])
+async def test_a_rerun_answer_without_the_new_id_is_malformed(
+    refold: FakeRefold, client: RefoldClient, body: object
+) -> None:
+    refold.add_execution(EXEC_ID, errored_doc())
+    refold.inject(Fault(status=200, body=json.dumps(body), endpoint="rerun"))
+    with pytest.raises(MalformedResponse):
+        await client.rerun_execution(api_key_creds(refold), EXEC_ID)
+
+
+async def test_a_rerun_answer_naming_id_as_the_schema_does_is_read(
+    refold: FakeRefold, client: RefoldClient
+) -> None:
+    refold.add_execution(EXEC_ID, errored_doc())
+    new_id = "6a3149efd396207fd24f7aad"
+    refold.inject(Fault(status=200, body=json.dumps({"status": "QUEUED", "id": new_id}), endpoint="rerun"))
+    assert await client.rerun_execution(api_key_creds(refold), EXEC_ID) == new_id

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
+from bot.parse import FoundExecution
 from bot.refold.models import Execution
-from bot.render.blocks import CardBudget, render_execution
+from bot.render.blocks import CardBudget, FollowMark, render_execution
+from bot.render.buttons import decode_follow
 from bot.render.buttons import encode_target as button_value
 from bot.render.text import utf16_len
 from tests.fakes.refold import errored_doc, running_doc
@@ -82,14 +85,99 @@ def test_errored_card_shows_failing_node_first_with_its_output() -> None:
     assert "updated 12:34:56 UTC" in body
     assert "linked account *acme*" in body
     assert card.text == "ERRORED: Export contact to HubSpot (66%); failing: Create contact"
-    assert not [b for b in card.blocks if b["type"] == "actions"]  # terminal, not shareable: no buttons
+    # Terminal, not shareable: no Refresh, no Follow; only Rerun, which asks first.
+    (actions,) = [b for b in card.blocks if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions["elements"]] == ["rerun_execution"]
+    assert actions["elements"][0]["confirm"]["confirm"]["text"] == "Rerun"
 
 
-def test_running_card_has_refresh_and_share() -> None:
+def test_running_card_has_refresh_follow_stop_and_share() -> None:
     card = card_for(running_doc(), shareable=True, linked_account_id="acme")
     actions = next(b for b in card.blocks if b["type"] == "actions")
-    assert [e["action_id"] for e in actions["elements"]] == ["refresh_execution", "share_execution"]
-    assert json.loads(actions["elements"][0]["value"]) == {"e": EXEC_ID, "a": "acme"}
+    assert [e["action_id"] for e in actions["elements"]] == [
+        "refresh_execution",
+        "follow_execution",
+        "stop_execution",
+        "share_execution",
+    ]
+    assert all(json.loads(e["value"]) == {"e": EXEC_ID, "a": "acme"} for e in actions["elements"])
+    stop = actions["elements"][2]
+    assert stop["style"] == "danger" and stop["confirm"]["style"] == "danger"
+    assert "Sync contacts" in stop["confirm"]["text"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("RUNNING", ["refresh_execution", "follow_execution", "stop_execution"]),
+        ("QUEUED", ["refresh_execution", "follow_execution", "stop_execution"]),
+        ("STOPPING", ["refresh_execution", "follow_execution"]),
+        ("ERRORED", ["rerun_execution"]),
+        ("FAILED", ["rerun_execution"]),
+        ("STOPPED", ["rerun_execution"]),
+        ("TIMED_OUT", ["rerun_execution"]),
+        ("COMPLETED", []),
+        ("TERMINATED", []),
+        ("DUPLICATE", []),
+        ("SOMETHING_NEW", ["refresh_execution", "follow_execution"]),
+    ],
+)
+def test_each_status_offers_exactly_its_actions(status: str, expected: list[str]) -> None:
+    card = card_for({**running_doc(), "status": status}, linked_account_id="acme")
+    assert_within_slack_limits(card)
+    ids = [e["action_id"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ids == expected
+
+
+def test_a_followed_card_offers_unfollow_and_says_for_whom() -> None:
+    follow_id = "f" * 32
+    card = render_execution(
+        Execution.model_validate({**running_doc(), "_id": EXEC_ID}),
+        now=NOW,
+        linked_account_id="acme",
+        follow=FollowMark(follow_id, "U42"),
+    )
+    assert_within_slack_limits(card)
+    ids = [e["action_id"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ids == ["refresh_execution", "unfollow_execution", "stop_execution"]
+    unfollow = next(
+        e
+        for b in card.blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if "unfollow" in e["action_id"]
+    )
+    assert decode_follow(unfollow["value"]) == (FoundExecution(EXEC_ID, "acme"), follow_id)
+    body = text_of(card)
+    assert "Following for <@U42>" in body and "updates itself" in body
+    # Once the run ends, the same follow renders the final card: no Refresh, no Follow, no note.
+    final = render_execution(
+        Execution.model_validate({**errored_doc(), "_id": EXEC_ID}),
+        now=NOW,
+        linked_account_id="acme",
+        follow=FollowMark(follow_id, "U42"),
+        rerun_of="6a3149efd396207fd24f7aad",
+    )
+    ids = [e["action_id"] for b in final.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ids == ["rerun_execution"]
+    assert "Following" not in text_of(final) and "Rerun of `6a3149efd396207fd24f7aad`" in text_of(final)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "{}",
+        json.dumps({"e": EXEC_ID}),
+        json.dumps({"e": EXEC_ID, "f": "short"}),
+        json.dumps({"e": EXEC_ID, "f": "F" * 32}),
+        json.dumps({"e": "nope", "f": "f" * 32}),
+        json.dumps({"e": EXEC_ID, "f": ["f" * 32]}),
+    ],
+)
+def test_a_damaged_unfollow_value_is_refused(value: object) -> None:
+    assert decode_follow(value) is None
 
 
 def test_legacy_card_shows_workflow_and_app() -> None:
@@ -225,4 +313,5 @@ def test_open_in_refold_links_every_card_when_a_dashboard_is_set() -> None:
         assert link["action_id"] == "open_in_refold" and "value" not in link
         assert link["url"] == f"https://app.refold.ai/executions/{EXEC_ID}?tab=nodes"
     plain = card_for(errored_doc(), linked_account_id="acme", shareable=False)
-    assert not [b for b in plain.blocks if b["type"] == "actions"]  # no dashboard set: no link
+    ids = [e["action_id"] for b in plain.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert "open_in_refold" not in ids  # no dashboard set: no link

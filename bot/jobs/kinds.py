@@ -73,6 +73,7 @@ class RefreshJob(JobBase):
     kind: Literal["refresh"] = "refresh"
     target: Target
     shown: ShownCard | None = None
+    follow_id: str | None = None  # pressed on a followed card: it stays followed
 
 
 class ShareJob(JobBase):
@@ -87,7 +88,70 @@ class ShortcutJob(JobBase):
     found: int
 
 
-AnyJob = Annotated[LookupJob | RefreshJob | ShareJob | ShortcutJob, Field(discriminator="kind")]
+class FollowJob(JobBase):
+    """Start following the card in `reply` (a Follow click, or `/execution <id> follow`)."""
+
+    kind: Literal["follow"] = "follow"
+    target: Target
+    follow_id: str
+    # The card is new (a command's): post it rather than replace the one clicked on.
+    new_card: bool = False
+
+
+class PollJob(JobBase):
+    """One scheduled look at a followed run; it schedules the next until the run ends."""
+
+    kind: Literal["poll"] = "poll"
+    follow_id: str
+    generation: str
+    seq: int
+
+
+class UnfollowJob(JobBase):
+    kind: Literal["unfollow"] = "unfollow"
+    target: Target
+    follow_id: str
+
+
+class RerunJob(JobBase):
+    kind: Literal["rerun"] = "rerun"
+    target: Target
+    follow_id: str  # the new run's card is followed under this name
+
+
+class StopJob(JobBase):
+    kind: Literal["stop"] = "stop"
+    target: Target
+    follow_id: str  # the clicked card's follow, new or continuing
+
+
+class FollowedCard(BaseModel):
+    """The state of one followed message, kept (sealed) in the follow store between polls."""
+
+    origin: Origin
+    target: Target
+    card: ReplyTarget  # where the card is; its response_url is the one to update it with
+    requester: str | None = None
+    started_at: float  # epoch seconds
+    response_url_at: float = 0.0  # when Slack issued that response_url
+    response_url_uses: int = 0
+    response_url_dead: bool = False
+    chat_update_dead: bool = False
+    told_stale: bool = False  # the requester was told this card can no longer change
+    fingerprint: str | None = None
+    last_seq: int = 0  # the last poll that ran; a poll run again after a worker died sees it
+    unchanged_polls: int = 0
+    failed_polls: int = 0
+    name: str | None = None
+    status: str | None = None
+    rerun_of: str | None = None
+    shareable: bool = False
+
+
+AnyJob = Annotated[
+    LookupJob | RefreshJob | ShareJob | ShortcutJob | FollowJob | PollJob | UnfollowJob | RerunJob | StopJob,
+    Field(discriminator="kind"),
+]
 
 # The table of kinds. Adding a kind means adding it here and a handler in `bot.slack.jobs`.
 JOB_KINDS: dict[str, type[JobBase]] = {
@@ -95,6 +159,11 @@ JOB_KINDS: dict[str, type[JobBase]] = {
     "refresh": RefreshJob,
     "share": ShareJob,
     "shortcut": ShortcutJob,
+    "follow": FollowJob,
+    "poll": PollJob,
+    "unfollow": UnfollowJob,
+    "rerun": RerunJob,
+    "stop": StopJob,
 }
 
 _ADAPTER: TypeAdapter[AnyJob] = TypeAdapter(AnyJob)

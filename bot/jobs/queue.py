@@ -7,18 +7,23 @@ A job's saq key is its kind and interaction, so the same interaction queued twic
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from cryptography.fernet import InvalidToken
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq import Job, Status
 from saq.queue.redis import RedisQueue
 
 from bot.jobs.kinds import AnyJob, dump_job, load_job
 from bot.store import keys
 from bot.store.crypto import Cipher
+from bot.store.errors import StoreUnavailable
 from bot.store.redis import redis_errors
 
 RUN = "run"  # the one saq function: it opens the sealed job and hands it to its handler
@@ -37,15 +42,51 @@ PULSE_SECONDS = 1.0
 SWEEP_ABORT_WAIT_SECONDS = 0.5
 RESULT_TTL_SECONDS = 600
 ALIVE_CHECK_SECONDS = 1.0
+# A web process runs a standby worker: it takes jobs (scheduled follow polls above all) only while no
+# worker process is alive, so a deployment without workers still follows runs.
+STANDBY_PREFIX = "standby-"
+STANDBY_WAIT_SECONDS = 1.0
+REDIS_AWAY_WAIT_SECONDS = 1.0
 
 
 class BotQueue(RedisQueue):
     async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT_SECONDS) -> list[str]:
         return await super().sweep(lock, abort=min(abort, SWEEP_ABORT_WAIT_SECONDS))
 
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109 - saq's signature
+        try:
+            return await super().dequeue(timeout, poll_interval)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            # saq asks again at once, from every slot: while Redis is away, wait between asks instead.
+            await asyncio.sleep(REDIS_AWAY_WAIT_SECONDS)
+            return None
+
     async def notify(self, job: Job) -> None:
         """No status broadcast: nothing in the bot waits on a job's status, and each one costs a
         PUBLISH per state change (two per job; a fifth of the worker's Redis round trips)."""
+
+
+class StandbyQueue(BotQueue):
+    """The web process's view of the queue: it hands out jobs only while no worker process is alive.
+
+    It never blocks waiting for a job (a blocked wait could take a job the moment a worker appears):
+    it asks whether a worker is alive, then takes a job without waiting, or pauses.
+    """
+
+    def __init__(self, redis: aioredis.Redis, name: str, worker_alive: Callable[[], Awaitable[bool]]) -> None:
+        super().__init__(redis, name=name)
+        self._worker_alive = worker_alive
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109 - saq's signature
+        try:
+            if not await self._worker_alive():
+                job_id = await self.redis.lmove(self._queued, self._active, "LEFT", "RIGHT")
+                if job_id is not None:
+                    return await self._get_job_by_id(job_id)
+        except (StoreUnavailable, RedisConnectionError, RedisTimeoutError, OSError):
+            pass
+        await asyncio.sleep(STANDBY_WAIT_SECONDS)
+        return None
 
 
 class UnreadableJob(Exception):
@@ -58,7 +99,8 @@ class QueueStats:
     active: int
     scheduled: int
     failed: int
-    workers: list[str]
+    workers: list[str]  # worker processes
+    standby: list[str]  # web processes' standby workers
 
 
 class JobQueue:
@@ -77,9 +119,11 @@ class JobQueue:
         except (InvalidToken, ValidationError, ValueError) as exc:
             raise UnreadableJob(type(exc).__name__) from None
 
-    async def enqueue(self, job: AnyJob, *, delay_seconds: float = 0.0) -> bool:
-        """Queue a job (after `delay_seconds`). False: the same interaction is already queued."""
-        scheduled = int(time.time() + delay_seconds) if delay_seconds > 0 else 0
+    async def enqueue(self, job: AnyJob, *, delay_seconds: float = 0.0, at: float = 0.0) -> bool:
+        """Queue a job (after `delay_seconds`, or at the epoch time `at`). False: the same interaction
+        is already queued."""
+        when = at or (time.time() + delay_seconds if delay_seconds > 0 else 0.0)
+        scheduled = int(when) if when > 0 else 0
         async with redis_errors():
             queued = await self.saq.enqueue(
                 Job(
@@ -97,15 +141,20 @@ class JobQueue:
             )
         return queued is not None
 
-    async def worker_alive(self) -> bool:
-        """Is any worker reporting in? Asked at most once a second, so dispatch stays cheap."""
+    async def worker_alive(self, *, fresh: bool = False) -> bool:
+        """Is any worker process reporting in? Asked at most once a second (unless `fresh`), so
+        dispatch stays cheap."""
         now = time.monotonic()
-        if now - self._alive_checked_at >= ALIVE_CHECK_SECONDS:
+        if fresh or now - self._alive_checked_at >= ALIVE_CHECK_SECONDS:
             self._alive_checked_at = now
             async with redis_errors():
                 info = await self.saq.info()
-            self._alive_until = now + ALIVE_CHECK_SECONDS if info["workers"] else 0.0
+            workers = [w for w in info["workers"] if not w.startswith(STANDBY_PREFIX)]
+            self._alive_until = now + ALIVE_CHECK_SECONDS if workers else 0.0
         return now < self._alive_until
+
+    def standby(self) -> StandbyQueue:
+        return StandbyQueue(self.saq.redis, keys.JOB_QUEUE, lambda: self.worker_alive(fresh=True))
 
     async def stats(self) -> QueueStats:
         async with redis_errors():
@@ -118,5 +167,6 @@ class JobQueue:
             active=info["active"],
             scheduled=info["scheduled"],
             failed=failed,
-            workers=sorted(info["workers"]),
+            workers=sorted(w for w in info["workers"] if not w.startswith(STANDBY_PREFIX)),
+            standby=sorted(w for w in info["workers"] if w.startswith(STANDBY_PREFIX)),
         )

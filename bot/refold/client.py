@@ -33,7 +33,7 @@ from bot.refold.errors import (
     Unreachable,
     UpstreamError,
 )
-from bot.refold.ids import normalize_execution_id
+from bot.refold.ids import InvalidExecutionId, normalize_execution_id
 from bot.refold.models import Execution
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,11 @@ def _is_retryable(exc: Exception) -> bool:
     if isinstance(exc, RateLimited | Unreachable):
         return True
     return isinstance(exc, UpstreamError) and exc.transient
+
+
+def _was_refused(exc: Exception) -> bool:
+    """Retryable for a call that must not run twice: Refold said no before doing anything."""
+    return isinstance(exc, RateLimited) and not isinstance(exc, RefoldBusy)
 
 
 _JSONISH_FIELD = r'"{name}"\s*:\s*"((?:[^"\\]|\\.)*)"'
@@ -229,17 +234,29 @@ class RefoldClient:
 
     async def rerun_execution(
         self, creds: RefoldCredentials, execution_id: str, linked_account_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> str:
+        """Start a new run from this one's trigger; returns the new execution's ID.
+
+        Not idempotent: a retry after a timeout or a 5xx could start a second run, so only a 429
+        (refused before any work) is retried.
+        """
         canonical = normalize_execution_id(execution_id)
-        data = await self._call_json("POST", creds, f"{EXECUTION_PATH}/{canonical}/rerun", linked_account_id)
-        return data if isinstance(data, dict) else {}
+        data = await self._call_json(
+            "POST", creds, f"{EXECUTION_PATH}/{canonical}/rerun", linked_account_id, idempotent=False
+        )
+        # The reference page shows `instanceId`; the OpenAPI schema names it `id`.
+        raw = data.get("instanceId") or data.get("id") if isinstance(data, dict) else None
+        try:
+            return normalize_execution_id(str(raw or ""))
+        except InvalidExecutionId:
+            raise MalformedResponse("Refold started a rerun but did not say which execution it is") from None
 
     async def stop_execution(
         self, creds: RefoldCredentials, execution_id: str, linked_account_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> None:
+        """Ask Refold to stop a run; asking twice is harmless, so this retries like a lookup."""
         canonical = normalize_execution_id(execution_id)
-        data = await self._call_json("POST", creds, f"{EXECUTION_PATH}/{canonical}/stop", linked_account_id)
-        return data if isinstance(data, dict) else {}
+        await self._call_json("POST", creds, f"{EXECUTION_PATH}/{canonical}/stop", linked_account_id)
 
     async def _call_json(
         self,
@@ -249,8 +266,9 @@ class RefoldClient:
         linked_account_id: str | None,
         *,
         params: dict[str, Any] | None = None,
+        idempotent: bool = True,
     ) -> Any:
-        response = await self._send_with_retries(method, creds, path, linked_account_id, params)
+        response = await self._send_with_retries(method, creds, path, linked_account_id, params, idempotent)
         if not response.content:
             raise MalformedResponse("Refold answered with an empty body", status_code=response.status_code)
         try:
@@ -269,13 +287,14 @@ class RefoldClient:
         path: str,
         linked_account_id: str | None,
         params: dict[str, Any] | None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         policy = self._retry
         url = creds.base_url.rstrip("/") + path
         headers = creds.headers(linked_account_id)
         attempt_no = 0
         async for attempt in stamina.retry_context(
-            on=_is_retryable,
+            on=_is_retryable if idempotent else _was_refused,
             attempts=policy.attempts,
             timeout=policy.total_seconds,
             wait_initial=policy.wait_initial,

@@ -43,6 +43,12 @@ FAILED_STATUSES = frozenset(
     {ExecutionStatus.ERRORED, ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.TERMINATED}
 )
 
+# What the card offers: Rerun where a run ended without finishing its work, Stop where one is going.
+RERUNNABLE_STATUSES = frozenset(
+    {ExecutionStatus.ERRORED, ExecutionStatus.FAILED, ExecutionStatus.STOPPED, ExecutionStatus.TIMED_OUT}
+)
+STOPPABLE_STATUSES = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.QUEUED})
+
 
 class NodeStatus(StrEnum):
     SUCCESS = "Success"
@@ -206,6 +212,14 @@ class Execution(BaseModel):
     @property
     def is_terminal(self) -> bool:
         return self.known_status in TERMINAL_STATUSES
+
+    @property
+    def can_rerun(self) -> bool:
+        return self.known_status in RERUNNABLE_STATUSES
+
+    @property
+    def can_stop(self) -> bool:
+        return self.known_status in STOPPABLE_STATUSES
 
     @property
     def has_failed(self) -> bool:

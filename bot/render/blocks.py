@@ -17,11 +17,15 @@ from typing import Any
 
 from bot.refold.models import Execution, Node, NodeOutcome
 from bot.render.buttons import (
+    FOLLOW_ACTION,
     OPEN_ACTION,
     PICK_OUTPUT_ACTION,
     REFRESH_ACTION,
+    RERUN_ACTION,
     SHARE_ACTION,
     SHOW_OUTPUT_ACTION,
+    STOP_ACTION,
+    UNFOLLOW_ACTION,
     dashboard_link,
     encode_node,
     encode_node_option,
@@ -71,6 +75,14 @@ class CardBudget:
 
 
 @dataclass(frozen=True)
+class FollowMark:
+    """A card that follows its run: which follow (for Unfollow), and for whom."""
+
+    follow_id: str
+    requester: str | None = None
+
+
+@dataclass(frozen=True)
 class Card:
     text: str
     blocks: list[dict[str, Any]]
@@ -86,14 +98,24 @@ def render_execution(
     budget: CardBudget | None = None,
     searched_from: str | None = None,
     dashboard_url: str | None = None,
+    follow: FollowMark | None = None,
+    actions: bool = True,
+    rerun_of: str | None = None,
 ) -> Card:
+    """`follow`: the card is followed; `actions`: offer Follow, Rerun and Stop where they apply."""
     budget = budget or CardBudget()
     account = linked_account_id or execution.linked_account_id
+    following = follow is not None and not execution.is_terminal
     blocks: list[dict[str, Any]] = [
         _header(clip(f"{status_emoji(execution.status)} {_title(execution)}", HEADER_LIMIT)),
         _context(*_context_items(execution, account, now)),
-        _section(_summary(execution)),
+        _section(_summary(execution, following)),
     ]
+    if rerun_of:
+        blocks.append(_context(f":repeat: Rerun of `{inline(rerun_of, 40)}`"))
+    if following and follow is not None:
+        who = f" for <@{inline(follow.requester, 30)}>" if follow.requester else ""
+        blocks.append(_context(f":eyes: Following{who}: this card updates itself until the run ends."))
     if searched_from is not None and linked_account_id:
         blocks.append(
             _context(
@@ -135,7 +157,9 @@ def render_execution(
     if note:
         blocks.append(_context(f":warning: {escape_mrkdwn(clip(note, 1500))}"))
     # Buttons replay the lookup as it was made: the queried account, not whatever the document claims.
-    buttons = _buttons(execution, linked_account_id, shareable, dashboard_url)
+    buttons = _buttons(
+        execution, linked_account_id, shareable, dashboard_url, follow if following else None, actions
+    )
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     rendered = blocks[:MAX_BLOCKS]
@@ -246,7 +270,7 @@ def tally(nodes: list[Node]) -> str:
     return " · ".join(f"{counts[o]} {OUTCOME_MARK[o]}" for o in order if counts[o])
 
 
-def _summary(execution: Execution) -> str:
+def _summary(execution: Execution, following: bool = False) -> str:
     parts = [f"*Status:* {inline(execution.status, 60)}"]
     bar = progress_bar(execution.completion_percentage)
     if bar:
@@ -254,7 +278,11 @@ def _summary(execution: Execution) -> str:
     if execution.nodes:
         parts.append(f"*Nodes:* {tally(execution.nodes)}")
     if not execution.is_terminal:
-        parts.append("_Still running: press Refresh for the latest state._")
+        parts.append(
+            "_Still running: this card updates itself._"
+            if following
+            else "_Still running: press Refresh for the latest state, or Follow to have it update itself._"
+        )
     return "\n".join(parts)
 
 
@@ -298,14 +326,29 @@ def _node_sections(nodes: list[Node], budget: CardBudget) -> tuple[list[str], in
 
 
 def _buttons(
-    execution: Execution, account: str | None, shareable: bool, dashboard_url: str | None
+    execution: Execution,
+    account: str | None,
+    shareable: bool,
+    dashboard_url: str | None,
+    follow: FollowMark | None,
+    actions: bool,
 ) -> list[dict[str, Any]]:
     if not execution.id:
         return []
-    value = encode_target(execution.id, account)
+    value = encode_target(execution.id, account, follow.follow_id if follow else None)
     buttons = []
     if not execution.is_terminal:
         buttons.append(_button("Refresh", REFRESH_ACTION, value, style="primary"))
+        if follow is not None:
+            buttons.append(_button("Unfollow", UNFOLLOW_ACTION, value))
+        elif actions:
+            buttons.append(_button("Follow", FOLLOW_ACTION, value))
+    if actions and execution.can_stop:
+        buttons.append(
+            _confirmed(_button("Stop", STOP_ACTION, value, style="danger"), *_stop_confirm(execution))
+        )
+    if actions and execution.can_rerun:
+        buttons.append(_confirmed(_button("Rerun", RERUN_ACTION, value), *_rerun_confirm(execution)))
     if shareable:
         buttons.append(_button("Share to channel", SHARE_ACTION, value))
     if dashboard_url:
@@ -318,6 +361,42 @@ def _buttons(
             }
         )
     return buttons
+
+
+def _run_name(execution: Execution) -> str:
+    return inline(" ".join((execution.name or "").split()) or f"execution {execution.id or ''}", 120)
+
+
+def _rerun_confirm(execution: Execution) -> tuple[str, str, str, str]:
+    return (
+        "Rerun this execution?",
+        f"Refold starts a new run of *{_run_name(execution)}* with its original trigger payload. "
+        "This run stays as it is.",
+        "Rerun",
+        "Cancel",
+    )
+
+
+def _stop_confirm(execution: Execution) -> tuple[str, str, str, str]:
+    return (
+        "Stop this execution?",
+        f"Refold stops *{_run_name(execution)}*. Nodes that already ran are not undone.",
+        "Stop it",
+        "Keep running",
+    )
+
+
+def _confirmed(button: dict[str, Any], title: str, text: str, confirm: str, deny: str) -> dict[str, Any]:
+    """Slack asks before it sends the click: the dialog is Block Kit's own `confirm`."""
+    button["confirm"] = {
+        "title": {"type": "plain_text", "text": title[:100]},
+        "text": {"type": "mrkdwn", "text": clip(text, 300)},
+        "confirm": {"type": "plain_text", "text": confirm[:30]},
+        "deny": {"type": "plain_text", "text": deny[:30]},
+    }
+    if button.get("style") == "danger":
+        button["confirm"]["style"] = "danger"
+    return button
 
 
 def _fallback_text(execution: Execution, failing: list[Node]) -> str:

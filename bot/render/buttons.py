@@ -7,6 +7,7 @@ Values come back from Slack untrusted, so decoding re-validates everything.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -23,19 +24,37 @@ SHARE_ACTION = "share_execution"
 SHOW_OUTPUT_ACTION = "show_node_output"  # a failing node's button
 PICK_OUTPUT_ACTION = "pick_node_output"  # the menu of every node
 OPEN_ACTION = "open_in_refold"  # a link button: Slack opens the URL and tells the app it was pressed
-CARD_ACTIONS = (REFRESH_ACTION, SHARE_ACTION, SHOW_OUTPUT_ACTION, PICK_OUTPUT_ACTION, OPEN_ACTION)
+FOLLOW_ACTION = "follow_execution"
+UNFOLLOW_ACTION = "unfollow_execution"
+RERUN_ACTION = "rerun_execution"
+STOP_ACTION = "stop_execution"
+CARD_ACTIONS = (
+    REFRESH_ACTION,
+    SHARE_ACTION,
+    SHOW_OUTPUT_ACTION,
+    PICK_OUTPUT_ACTION,
+    OPEN_ACTION,
+    FOLLOW_ACTION,
+    UNFOLLOW_ACTION,
+    RERUN_ACTION,
+    STOP_ACTION,
+)
 
 MAX_VALUE_CHARS = 2000
+_FOLLOW_ID = re.compile(r"[0-9a-f]{32}")
 # A menu option's value holds at most 150 characters, too few for a linked account; the menu's
 # block ID (255) carries it instead, after this prefix.
 NODE_MENU_BLOCK = "nodes:"
 MAX_BLOCK_ID_CHARS = 255
 
 
-def encode_target(execution_id: str, linked_account_id: str | None) -> str:
+def encode_target(execution_id: str, linked_account_id: str | None, follow_id: str | None = None) -> str:
+    """A card button's value; on a followed card it also names the follow, so Refresh and Stop keep it."""
     payload: dict[str, str] = {"e": execution_id}
     if linked_account_id:
         payload["a"] = linked_account_id
+    if follow_id:
+        payload["f"] = follow_id
     return json.dumps(payload, separators=(",", ":"))
 
 
@@ -51,6 +70,18 @@ def decode_target(value: Any) -> FoundExecution | None:
     except (ValueError, KeyError, TypeError, AttributeError, InvalidExecutionId, InvalidLinkedAccount):
         return None
     return FoundExecution(execution_id, account)
+
+
+def decode_follow(value: Any) -> tuple[FoundExecution, str] | None:
+    """The execution and the follow a followed card's button names; None when there is none."""
+    found = decode_target(value)
+    try:
+        follow_id = json.loads(value)["f"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if found is None or not isinstance(follow_id, str) or not _FOLLOW_ID.fullmatch(follow_id):
+        return None
+    return found, follow_id
 
 
 def encode_node(execution_id: str, linked_account_id: str | None, index: int) -> str:

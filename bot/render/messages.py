@@ -7,7 +7,9 @@ from bot.render.text import plural
 USAGE = (
     "*Look up a Refold execution*\n"
     "• `/execution <execution_id> [linked_account_id]`: show a run (IDs are 24 hex characters)\n"
-    "• `/execution status`: show this workspace's Refold connection\n"
+    "• `/execution <execution_id> follow`: show a run and update the card until it ends\n"
+    "• `/execution following`: the runs being followed in this workspace\n"
+    "• `/execution status`: show this workspace's Refold connection and its last 5 actions\n"
     "• `/execution connect`: connect Refold credentials (workspace admins)\n"
     "• `/execution disconnect`: remove them (workspace admins)\n"
     "• `/execution help`: this message\n"

@@ -14,6 +14,8 @@ from slack_sdk.models.blocks import (
     PlainTextInputElement,
     RadioButtonsElement,
     SectionBlock,
+    StaticMultiSelectElement,
+    UserMultiSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -26,10 +28,46 @@ DISCONNECT_CANCEL = "disconnect_cancel"
 CONNECT_ACTIONS = (DISCONNECT_CONFIRM, DISCONNECT_CANCEL)
 
 KIND_BLOCK, SECRET_BLOCK, ACCOUNT_BLOCK, BASE_URL_BLOCK = "auth_kind", "secret", "linked_account", "base_url"
+OPERATOR_USERS_BLOCK, OPERATOR_GROUPS_BLOCK = "operator_users", "operator_groups"
+MAX_GROUP_OPTIONS = 100  # Block Kit's limit for a static menu
 VALUE = "value"
 
 
-def connect_view() -> View:
+def connect_view(
+    groups: list[tuple[str, str]] | None = None,
+    users: list[str] | None = None,
+    chosen_groups: list[str] | None = None,
+) -> View:
+    """`groups`: the workspace's user groups as (ID, name), offered when Slack listed them."""
+    operator_blocks: list[InputBlock] = [
+        InputBlock(
+            block_id=OPERATOR_USERS_BLOCK,
+            label="May rerun and stop",
+            optional=True,
+            hint="Besides workspace admins and owners, who may press Rerun and Stop on a card.",
+            element=UserMultiSelectElement(
+                action_id=VALUE, placeholder="Choose people", initial_users=users or None
+            ),
+        )
+    ]
+    if groups:
+        options = [
+            Option(value=gid, text=inline(name, 70) or gid) for gid, name in groups[:MAX_GROUP_OPTIONS]
+        ]
+        initial = [o for o in options if o.value in set(chosen_groups or [])]
+        operator_blocks.append(
+            InputBlock(
+                block_id=OPERATOR_GROUPS_BLOCK,
+                label="User groups that may rerun and stop",
+                optional=True,
+                element=StaticMultiSelectElement(
+                    action_id=VALUE,
+                    placeholder="Choose user groups",
+                    options=options,
+                    initial_options=initial or None,
+                ),
+            )
+        )
     return View(
         type="modal",
         callback_id=CONNECT_VIEW,
@@ -80,6 +118,7 @@ def connect_view() -> View:
                     action_id=VALUE, placeholder="https://app.refold.ai", max_length=200
                 ),
             ),
+            *operator_blocks,
         ],
     )
 

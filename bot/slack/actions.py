@@ -1,4 +1,7 @@
-"""Buttons on the execution card: Refresh (in place) and Share to channel."""
+"""Buttons on the execution card: Refresh, Share, Follow/Unfollow, Rerun and Stop.
+
+Each acks at once, decodes its value (untrusted: re-validated) and hands the work to a job.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,29 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.jobs.kinds import RefreshJob, ShareJob, ShownCard, Target
+from bot.jobs.kinds import (
+    AnyJob,
+    FollowJob,
+    RefreshJob,
+    RerunJob,
+    ShareJob,
+    ShownCard,
+    StopJob,
+    Target,
+    UnfollowJob,
+)
 from bot.render import messages
-from bot.render.buttons import OPEN_ACTION, REFRESH_ACTION, SHARE_ACTION, decode_target
+from bot.render.buttons import (
+    FOLLOW_ACTION,
+    OPEN_ACTION,
+    REFRESH_ACTION,
+    RERUN_ACTION,
+    SHARE_ACTION,
+    STOP_ACTION,
+    UNFOLLOW_ACTION,
+    decode_follow,
+    decode_target,
+)
 from bot.slack.dispatch import Dispatcher
 from bot.slack.payloads import Interaction
 from bot.slack.responder import Responder
@@ -21,6 +44,10 @@ from bot.slack.responder import Responder
 def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> None:
     _button(app, REFRESH_ACTION, dispatcher, responder, _refresh_job)
     _button(app, SHARE_ACTION, dispatcher, responder, _share_job)
+    _button(app, FOLLOW_ACTION, dispatcher, responder, _follow_job)
+    _button(app, UNFOLLOW_ACTION, dispatcher, responder, _unfollow_job)
+    _button(app, RERUN_ACTION, dispatcher, responder, _rerun_job)
+    _button(app, STOP_ACTION, dispatcher, responder, _stop_job)
 
     @app.action(OPEN_ACTION)
     async def opened_in_refold(ack: AsyncAck) -> None:
@@ -43,6 +70,53 @@ def _refresh_job(interaction: Interaction, target: Target) -> RefreshJob:
         interaction=interaction.key,
         target=target,
         shown=shown,
+        follow_id=_followed(interaction),
+    )
+
+
+def _followed(interaction: Interaction) -> str | None:
+    """The follow a followed card's button names, if any."""
+    found = decode_follow(interaction.action_value)
+    return found[1] if found else None
+
+
+def _follow_job(interaction: Interaction, target: Target) -> FollowJob:
+    return FollowJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
+        interaction=interaction.key,
+        target=target,
+        follow_id=interaction.card_follow_id,
+    )
+
+
+def _unfollow_job(interaction: Interaction, target: Target) -> UnfollowJob:
+    return UnfollowJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
+        interaction=interaction.key,
+        target=target,
+        follow_id=_followed(interaction) or interaction.card_follow_id,
+    )
+
+
+def _rerun_job(interaction: Interaction, target: Target) -> RerunJob:
+    return RerunJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
+        interaction=interaction.key,
+        target=target,
+        follow_id=_followed(interaction) or interaction.card_follow_id,
+    )
+
+
+def _stop_job(interaction: Interaction, target: Target) -> StopJob:
+    return StopJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
+        interaction=interaction.key,
+        target=target,
+        follow_id=_followed(interaction) or interaction.card_follow_id,
     )
 
 
@@ -60,7 +134,7 @@ def _button(
     action_id: str,
     dispatcher: Dispatcher,
     responder: Responder,
-    make_job: Callable[[Interaction, Target], RefreshJob | ShareJob],
+    make_job: Callable[[Interaction, Target], AnyJob],
 ) -> None:
     """Ack at once; decode the button's value; the lookup behind it runs as a job."""
 

@@ -1,8 +1,10 @@
-"""`/execution`: lookups, help, status, connect and disconnect."""
+"""`/execution`: lookups (and follows), help, status, following, connect and disconnect."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -12,29 +14,39 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
-from bot.jobs.kinds import LookupJob, Target
+from bot.jobs.kinds import FollowedCard, FollowJob, LookupJob, Target
 from bot.parse import InvalidCommand, LookupCommand, VerbCommand, parse_command
 from bot.refold.credentials import AuthKind, mask_secret
 from bot.render import messages
 from bot.render.errors import describe
+from bot.render.follow import AuditLine, FollowLine, audit_lines, following_list
 from bot.render.modals import connect_view, disconnect_prompt
 from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import inline
 from bot.slack.admins import is_workspace_admin
 from bot.slack.dispatch import Dispatcher
-from bot.slack.payloads import Interaction
+from bot.slack.job_context import FollowKit
+from bot.slack.payloads import Interaction, derived_follow_id
 from bot.slack.reply import Reply
 from bot.slack.responder import Responder
 from bot.store.credentials import Scope
+from bot.usecases.actions import ExecutionActions
 from bot.usecases.workspace import CredentialResolver, Workspace
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/execution"
+# The connect form must open within Slack's 3 s trigger window: listing groups gets a slice of it.
+USER_GROUPS_SECONDS = 1.0
 
 
 def register(
-    app: AsyncApp, dispatcher: Dispatcher, responder: Responder, resolver: CredentialResolver
+    app: AsyncApp,
+    dispatcher: Dispatcher,
+    responder: Responder,
+    resolver: CredentialResolver,
+    follows: FollowKit,
+    actions: ExecutionActions,
 ) -> None:
     @app.command(COMMAND)
     async def execution_command(
@@ -51,6 +63,20 @@ def register(
             await ack(response_type="ephemeral", text=messages.USAGE)
             return
         await ack()
+        if isinstance(parsed, LookupCommand) and parsed.follow:
+            dispatcher.submit(
+                FollowJob(
+                    origin=interaction.origin,
+                    reply=interaction.reply_target(),
+                    interaction=interaction.key,
+                    target=Target(
+                        execution_id=parsed.execution_id, linked_account_id=parsed.linked_account_id
+                    ),
+                    follow_id=derived_follow_id("interaction", interaction.key),
+                    new_card=True,
+                )
+            )
+            return
         if isinstance(parsed, LookupCommand):
             dispatcher.submit(
                 LookupJob(
@@ -65,14 +91,40 @@ def register(
             return
         reply = responder.to(client, interaction.reply_target())
         if parsed.verb == "status":
-            responder.later(_status(resolver, reply, interaction.workspace), "status")
+            responder.later(_status(resolver, actions, reply, interaction.workspace), "status")
+        elif parsed.verb == "following":
+            responder.later(_following(follows, reply, interaction.workspace), "following")
         elif parsed.verb == "connect":
-            responder.later(_connect(client, reply, interaction), "connect")
+            responder.later(_connect(client, reply, interaction, resolver), "connect")
         elif parsed.verb == "disconnect":
             responder.later(_ask_disconnect(client, reply, interaction.user_id), "disconnect")
 
 
-async def _status(resolver: CredentialResolver, reply: Reply, workspace: Workspace) -> None:
+async def _following(follows: FollowKit, reply: Reply, workspace: Workspace) -> None:
+    try:
+        active = await follows.store.active(workspace.label)
+    except BotError as exc:
+        await reply.send(response_type="ephemeral", text=describe(exc))
+        return
+    lines = []
+    for _, raw in active:
+        state = FollowedCard.model_validate_json(raw)
+        lines.append(
+            FollowLine(
+                execution_id=state.target.execution_id,
+                name=state.name,
+                status=state.status,
+                requester=state.requester,
+                channel_id=state.card.channel_id,
+                started_at=state.started_at,
+            )
+        )
+    await reply.send(response_type="ephemeral", text=following_list(lines, time.time()))
+
+
+async def _status(
+    resolver: CredentialResolver, actions: ExecutionActions, reply: Reply, workspace: Workspace
+) -> None:
     try:
         resolved = await resolver.resolve(workspace)
     except BotError as exc:
@@ -90,18 +142,55 @@ async def _status(resolver: CredentialResolver, reply: Reply, workspace: Workspa
         connected_at=record.connected_at if record else None,
         session_expires_at=record.session_expires_at if record else None,
     )
-    await reply.send(response_type="ephemeral", text=connection_status(facts))
+    text = connection_status(facts)
+    try:
+        entries = await actions.latest(workspace, 5)
+    except BotError:
+        entries = []
+        text += "\n_The audit log could not be read just now._"
+    if entries:
+        lines = audit_lines([AuditLine(**vars(e)) for e in entries], slack=True)
+        text += "\n*Last actions*\n" + "\n".join(f"• {line}" for line in lines)
+    await reply.send(response_type="ephemeral", text=text)
 
 
-async def _connect(client: AsyncWebClient, reply: Reply, interaction: Interaction) -> None:
+async def _connect(
+    client: AsyncWebClient, reply: Reply, interaction: Interaction, resolver: CredentialResolver
+) -> None:
     if not await is_workspace_admin(client, interaction.user_id):
         await reply.send(response_type="ephemeral", text=messages.ADMIN_ONLY)
         return
+    users: list[str] = []
+    chosen: list[str] = []
     try:
-        await client.views_open(trigger_id=interaction.trigger_id, view=connect_view())
+        record = (await resolver.resolve(interaction.workspace)).record
+        if record is not None:
+            users, chosen = record.operator_users, record.operator_groups
+    except BotError:
+        pass  # not connected yet (or unreadable): the form starts empty
+    groups = await _user_groups(client)
+    try:
+        await client.views_open(trigger_id=interaction.trigger_id, view=connect_view(groups, users, chosen))
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
         await reply.send(response_type="ephemeral", text=messages.CONNECT_FORM_FAILED)
+
+
+async def _user_groups(client: AsyncWebClient) -> list[tuple[str, str]]:
+    """The workspace's user groups for the connect form; none when Slack will not list them."""
+    try:
+        async with asyncio.timeout(USER_GROUPS_SECONDS):
+            response = await client.usergroups_list()
+    except (SlackApiError, TimeoutError) as exc:
+        error = exc.response.get("error") if isinstance(exc, SlackApiError) else "timeout"
+        log.info("user groups not offered in the connect form: usergroups.list %s", error)
+        return []
+    groups = response.get("usergroups") or []
+    return [
+        (str(g["id"]), str(g.get("name") or g.get("handle") or g["id"]))
+        for g in groups
+        if isinstance(g, dict) and g.get("id") and not g.get("date_delete")
+    ]
 
 
 async def _ask_disconnect(client: AsyncWebClient, reply: Reply, user_id: str | None) -> None:

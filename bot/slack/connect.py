@@ -23,6 +23,8 @@ from bot.render.modals import (
     DISCONNECT_CANCEL,
     DISCONNECT_CONFIRM,
     KIND_BLOCK,
+    OPERATOR_GROUPS_BLOCK,
+    OPERATOR_USERS_BLOCK,
     SECRET_BLOCK,
     VALUE,
     connected_view,
@@ -45,6 +47,19 @@ def _field(values: dict[str, Any], block: str) -> str | None:
         return (element.get("selected_option") or {}).get("value")
     value = element.get("value")
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _chosen(values: dict[str, Any], block: str) -> list[str]:
+    """The IDs a multi-select holds: people (`selected_users`) or user groups (`selected_options`)."""
+    element = (values.get(block) or {}).get(VALUE) or {}
+    users = element.get("selected_users")
+    if isinstance(users, list):
+        return [u for u in users if isinstance(u, str) and u.isalnum()][:100]
+    options = element.get("selected_options")
+    if isinstance(options, list):
+        ids = [o.get("value") for o in options if isinstance(o, dict)]
+        return [i for i in ids if isinstance(i, str) and i.isalnum()][:100]
+    return []
 
 
 def _sentence(exc: BaseException) -> str:
@@ -110,6 +125,8 @@ def register(app: AsyncApp, responder: Responder, service: ConnectService) -> No
             linked_account_id=_field(values, ACCOUNT_BLOCK),
             base_url=_field(values, BASE_URL_BLOCK),
             connected_by=user_id,
+            operator_users=_chosen(values, OPERATOR_USERS_BLOCK),
+            operator_groups=_chosen(values, OPERATOR_GROUPS_BLOCK),
         )
         try:
             record = service.prepare(request)
@@ -154,7 +171,7 @@ async def _disconnect(
     if scope is None:
         return
     try:
-        removed = await service.disconnect(*scope)
+        removed = await service.disconnect(*scope, who=interaction.user_id)
     except BotError as exc:
         await reply.send(replace_original=False, text=describe(exc))
         return

@@ -9,94 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-
-from bot.errors import BotError, ErrorKind
-from bot.jobs.kinds import AnyJob, LookupJob, RefreshJob, ShareJob, ShortcutJob, Target
+from bot.jobs.kinds import AnyJob, LookupJob, RefreshJob, ShareJob, ShortcutJob
 from bot.render import messages
-from bot.render.blocks import Card, CardBudget, render_execution, with_refresh_note
-from bot.render.errors import describe
-from bot.slack.reply import DELIVERED, Delivery, Reply
-from bot.store.deliveries import Deliveries
-from bot.usecases.lookup import ExecutionLookup, LookupResult
-from bot.usecases.workspace import Workspace
+from bot.render.blocks import Card, CardBudget, with_refresh_note
+from bot.slack import follow, operate
+from bot.slack.job_context import JobContext, post_in_thread
+from bot.slack.reply import Delivery
+from bot.usecases.lookup import LookupResult
 
 log = logging.getLogger(__name__)
 
 MAX_CARDS = 5
-TOO_LONG_ERRORS = {"msg_too_long", "invalid_blocks", "too_many_attachments"}
-
-
-class RetryLater(Exception):
-    """A transient failure (Refold, Redis or Slack briefly away) on an attempt that is not the last."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    result: LookupResult | None
-    error: str | None
-
-
-@dataclass
-class JobContext:
-    lookup: ExecutionLookup
-    workspace: Workspace
-    reply: Reply
-    client: AsyncWebClient
-    clock: Callable[[], datetime]
-    interaction: str
-    # Queued jobs may run again after a worker dies: then each answer is sent once (deliveries).
-    deliveries: Deliveries | None
-    final_attempt: bool
-    dashboard_url: str | None = None
-
-    async def fetch(self, target: Target) -> Outcome:
-        try:
-            result = await self.lookup.lookup(self.workspace, target.execution_id, target.linked_account_id)
-            return Outcome(result, None)
-        except BotError as exc:
-            detail = f": {exc}" if exc.transient else ""
-            # Our own outage is an operator's problem; a user's wrong ID or Refold's 404 is not.
-            level = logging.WARNING if exc.kind is ErrorKind.STORE_UNAVAILABLE else logging.INFO
-            log.log(level, "lookup of %s failed: %s%s", target.execution_id[:40], type(exc).__name__, detail)
-            if exc.transient and not self.final_attempt:
-                raise RetryLater(exc.kind.value) from None
-            return Outcome(None, describe(exc))
-        except Exception as exc:
-            log.exception("lookup of %s failed unexpectedly", target.execution_id[:40])
-            return Outcome(None, describe(exc))
-
-    def card(self, result: LookupResult, *, shareable: bool, budget: CardBudget | None = None) -> Card:
-        return render_execution(
-            result.execution,
-            now=self.clock(),
-            linked_account_id=result.linked_account_id,
-            shareable=shareable,
-            budget=budget,
-            searched_from=result.searched_from,
-            dashboard_url=self.dashboard_url,
-        )
-
-    async def once(self, part: str, send: Callable[[], Awaitable[Delivery]]) -> Delivery:
-        """Send one part of the answer unless an earlier run of this job already did."""
-        if self.deliveries is not None and await self.deliveries.done(self.interaction, part):
-            return DELIVERED
-        delivery = await send()
-        if delivery and self.deliveries is not None:
-            await self.deliveries.record(self.interaction, part)
-        return delivery
-
-    async def answer(self, part: str, **message: Any) -> Delivery:
-        """Answer; when Slack is briefly unable to take it and attempts remain, retry the job later."""
-        delivery = await self.once(part, lambda: self.reply.send(**message))
-        if not delivery and delivery.transient and not self.final_attempt:
-            raise RetryLater("slack")
-        return delivery
 
 
 async def run_lookup(ctx: JobContext, job: LookupJob) -> None:
@@ -111,7 +36,8 @@ async def run_lookup(ctx: JobContext, job: LookupJob) -> None:
 async def run_refresh(ctx: JobContext, job: RefreshJob) -> None:
     outcome = await ctx.fetch(job.target)
     if outcome.result is not None:
-        card = ctx.card(outcome.result, shareable=job.reply.ephemeral)
+        mark = await follow.still_followed(ctx, job.follow_id)
+        card = ctx.card(outcome.result, shareable=job.reply.ephemeral, follow=mark)
         await ctx.answer("reply", replace_original=True, text=card.text, blocks=card.blocks)
         return
     # Keep the last good card: re-send it with a note saying why this refresh failed.
@@ -176,35 +102,7 @@ def _thread_poster(
     def render(budget: CardBudget) -> Card:
         return ctx.card(result, shareable=False, budget=budget)
 
-    return lambda: _post_in_thread(ctx.client, channel, thread_ts, render)
-
-
-async def _post_in_thread(
-    client: AsyncWebClient, channel: str, thread_ts: str, render: Callable[[CardBudget], Card]
-) -> Delivery:
-    """Post a card in the alert's thread, shrinking it if Slack says it is too big; not ok: can't post here."""
-    budget = CardBudget()
-    for _ in range(3):
-        card = render(budget)
-        try:
-            await client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=card.text,
-                blocks=card.blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            return DELIVERED
-        except SlackApiError as exc:
-            error = exc.response.get("error")
-            if error in TOO_LONG_ERRORS:
-                log.warning("card rejected as %s; retrying smaller", error)
-                budget = budget.smaller()
-                continue
-            log.info("cannot post in thread (%s); answering ephemerally", error)
-            return Delivery(False)
-    return Delivery(False)
+    return lambda: post_in_thread(ctx.client, channel, thread_ts, render)
 
 
 Handler = Callable[[JobContext, Any], Awaitable[None]]
@@ -215,6 +113,11 @@ HANDLERS: dict[str, Handler] = {
     "refresh": run_refresh,
     "share": run_share,
     "shortcut": run_shortcut,
+    "follow": follow.run_follow,
+    "poll": follow.run_poll,
+    "unfollow": follow.run_unfollow,
+    "rerun": operate.run_rerun,
+    "stop": operate.run_stop,
 }
 
 

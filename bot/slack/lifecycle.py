@@ -59,7 +59,7 @@ async def forget_workspace(
             await installations.async_delete_all(enterprise_id=enterprise_id, team_id=team)
         scope = Workspace(team, enterprise_id).own_scope
         if scope is not None:
-            await service.disconnect(*scope)
+            await service.disconnect(*scope, uninstalled=True)
     except StoreUnavailable:
         # Slack does not resend these events; say so loudly so an operator can clean up by hand.
         log.error(

@@ -112,6 +112,15 @@ class Interaction:
         )
 
     @property
+    def card_follow_id(self) -> str:
+        """The name of a follow of the card this interaction came from: one per message."""
+        if self.channel_id and self.message_ts:
+            return derived_follow_id(
+                "card", self.team_id or self.enterprise_id or "", self.channel_id, self.message_ts
+            )
+        return derived_follow_id("interaction", self.key)
+
+    @property
     def key(self) -> str:
         """One per interaction: Slack gives every interaction its own trigger_id and response_url."""
         parts = (
@@ -123,6 +132,11 @@ class Interaction:
             self.action_ts,
         )
         return hashlib.sha256("\0".join(p or "" for p in parts).encode()).hexdigest()[:32]
+
+
+def derived_follow_id(*parts: str) -> str:
+    """A follow's name (32 hex characters), the same for the same parts in every process."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
 def sketch(raw: bytes) -> tuple[str, str]:

@@ -23,6 +23,7 @@ class Delivery:
 
     ok: bool
     transient: bool = False
+    ts: str | None = None  # the posted message, when Slack said which
 
     def __bool__(self) -> bool:
         return self.ok
@@ -43,7 +44,7 @@ class Reply:
 
     async def send(self, **kwargs: Any) -> Delivery:
         """Deliver; on failure fall back once, and log. Never raises into the task."""
-        first = await self._via_response_url(kwargs)
+        first = await self.via_response_url(kwargs)
         if first:
             return first
         text, blocks = kwargs.get("text"), kwargs.get("blocks")
@@ -65,7 +66,8 @@ class Reply:
         log.warning("response_url failed; replied with a bot message instead")
         return DELIVERED
 
-    async def _via_response_url(self, body: dict[str, Any]) -> Delivery:
+    async def via_response_url(self, body: dict[str, Any]) -> Delivery:
+        """Only through the response_url, no fallback: not ok and not transient means it is spent."""
         # The process's pooled client, not a fresh session per reply: under load that is most of
         # the cost of answering.
         url = self.target.response_url

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+from saq import Job
 
 from bot.jobs.kinds import AnyJob
+from bot.jobs.queue import PULSE_SECONDS, JobQueue, UnreadableJob
 from bot.logs import bind_request
 from bot.render.errors import describe
 from bot.slack.clients import SlackClients
-from bot.slack.jobs import JobContext, RetryLater, handle
+from bot.slack.job_context import FollowKit, JobContext, RetryLater
+from bot.slack.jobs import handle
 from bot.slack.reply import Reply
 from bot.store.deliveries import Deliveries
 from bot.store.errors import StoreUnavailable
+from bot.usecases.actions import ExecutionActions
 from bot.usecases.lookup import ExecutionLookup
 
 log = logging.getLogger(__name__)
@@ -32,9 +39,13 @@ class JobRunner:
         http: httpx.AsyncClient,
         clients: SlackClients,
         deliveries: Deliveries,
+        follows: FollowKit,
+        actions: ExecutionActions,
         clock: Callable[[], datetime] = utc_now,
         dashboard_url: str | None = None,
     ) -> None:
+        self._follows = follows
+        self._actions = actions
         self._lookup = lookup
         self._http = http
         self._clients = clients
@@ -59,13 +70,66 @@ class JobRunner:
             return
         context = JobContext(
             lookup=self._lookup,
-            workspace=job.origin.workspace,
+            origin=job.origin,
             reply=Reply(self._http, client, job.reply),
             client=client,
             clock=self._clock,
             interaction=job.interaction,
             deliveries=self._deliveries if queued else None,
             final_attempt=final_attempt,
+            http=self._http,
+            follows=self._follows,
+            actions=self._actions,
             dashboard_url=self._dashboard_url,
         )
         await handle(context, job)
+
+
+@contextlib.asynccontextmanager
+async def keep_alive(job: Job) -> AsyncIterator[None]:
+    """Touch the running job through saq's heartbeat; a job whose worker died stops being touched.
+
+    The pulse is asked to stop rather than cancelled, so no Redis command is ever cut off halfway.
+    """
+    done = asyncio.Event()
+
+    async def pulse() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), PULSE_SECONDS)
+                return
+            try:
+                await job.update()
+            except Exception as exc:  # a missed touch only matters if every touch fails
+                log.warning("could not touch a running job: %s", type(exc).__name__)
+
+    task = asyncio.create_task(pulse())
+    try:
+        yield
+    finally:
+        done.set()
+        await task
+
+
+def job_function(queue: JobQueue, runner: JobRunner) -> Any:
+    """saq's one job function: open the sealed job and run it, touching it while it runs."""
+
+    async def run(ctx: dict[str, Any], *, sealed: str) -> None:
+        saq_job: Job = ctx["job"]
+        try:
+            job = queue.open(sealed)
+        except UnreadableJob as exc:
+            log.error("a queued job could not be opened (%s); dropped", exc)
+            return
+        async with keep_alive(saq_job):
+            try:
+                await runner.run(job, queued=True, final_attempt=not saq_job.retryable)
+            except RetryLater as exc:
+                log.warning("%s job met a transient failure (%s); it will be retried", job.kind, exc)
+                raise
+            except Exception:
+                # Logged here, with the job's kind; saq's own line about it is shortened (bot.logs).
+                log.exception("%s job failed", job.kind)
+                raise
+
+    return run

@@ -37,6 +37,9 @@ class StoredCredentials(BaseModel):
     session_expires_at: datetime | None = None
     connected_by: str | None = None
     connected_at: datetime
+    # Besides workspace admins and owners: who may rerun and stop executions from Slack.
+    operator_users: list[str] = []
+    operator_groups: list[str] = []
 
     @field_serializer("secret", when_used="json")
     def _reveal_for_encryption(self, value: SecretStr) -> str:

@@ -55,3 +55,23 @@ def token_rotation_lock(installation: str) -> str:
 def delivered(interaction: str) -> str:
     """Set once an interaction's answer reached Slack, so a re-run job never answers twice."""
     return f"{NAMESPACE}:delivered:{interaction}"
+
+
+def follow(follow_id: str) -> str:
+    """One followed message: its generation (plain) and its state (one Fernet token)."""
+    return f"{NAMESPACE}:follow:{follow_id}"
+
+
+def follows_of(workspace: str) -> str:
+    """A workspace's active follows (a sorted set scored by when each started)."""
+    return f"{NAMESPACE}:follows:{workspace}"
+
+
+def audit(workspace: str) -> str:
+    """A workspace's audit log: a capped stream of reruns, stops and connects."""
+    return f"{NAMESPACE}:audit:{workspace}"
+
+
+def action_done(action: str) -> str:
+    """Set once a rerun or stop reached Refold, so a re-run job does not send it again."""
+    return f"{NAMESPACE}:action-done:{action}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import SecretStr
@@ -16,7 +16,9 @@ from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.refold.ids import normalize_linked_account
 from bot.refold.urls import check_workspace_base_url
 from bot.settings import Settings
+from bot.store.audit import AuditEntry, AuditLog
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials
+from bot.store.errors import StoreUnavailable
 from bot.store.known_accounts import KnownAccounts
 from bot.usecases.workspace import CredentialResolver
 
@@ -36,6 +38,8 @@ class ConnectRequest:
     linked_account_id: str | None
     base_url: str | None = None
     connected_by: str | None = None
+    operator_users: list[str] = field(default_factory=list)
+    operator_groups: list[str] = field(default_factory=list)
 
 
 def session_token_expiry(token: str) -> datetime | None:
@@ -59,7 +63,9 @@ class ConnectService:
         known: KnownAccounts,
         client: RefoldClient,
         resolver: CredentialResolver,
+        audit: AuditLog,
     ) -> None:
+        self._audit = audit
         self._settings = settings
         self._store = store
         self._known = known
@@ -88,6 +94,8 @@ class ConnectService:
             session_expires_at=expires,
             connected_by=request.connected_by,
             connected_at=datetime.now(UTC),
+            operator_users=list(request.operator_users),
+            operator_groups=list(request.operator_groups),
         )
 
     async def verify(self, record: StoredCredentials) -> None:
@@ -98,6 +106,7 @@ class ConnectService:
     async def save(self, request: ConnectRequest, record: StoredCredentials) -> None:
         await self._store.save(request.scope, request.scope_id, record)
         self._resolver.invalidate(request.scope, request.scope_id)
+        await self._record(request.scope_id, request.connected_by, "connect")
         log.info(
             "refold credentials connected for %s %s by %s",
             request.scope.value,
@@ -105,9 +114,25 @@ class ConnectService:
             request.connected_by or "cli",
         )
 
-    async def disconnect(self, scope: Scope, scope_id: str) -> bool:
+    async def disconnect(
+        self, scope: Scope, scope_id: str, who: str | None = None, *, uninstalled: bool = False
+    ) -> bool:
+        """`uninstalled`: the app left the workspace, so its history (the audit log) goes too."""
         removed = await self._store.delete(scope, scope_id)
         self._resolver.invalidate(scope, scope_id)
         await self._known.forget_all(scope.value, scope_id)
+        if uninstalled:
+            await self._audit.forget(scope_id)
+        else:
+            await self._record(scope_id, who, "disconnect" if removed else "disconnect (nothing stored)")
         log.info("refold credentials removed for %s %s (existed: %s)", scope.value, scope_id, removed)
         return removed
+
+    async def _record(self, scope_id: str, who: str | None, action: str) -> None:
+        entry = AuditEntry(
+            at=datetime.now(UTC), who=who or "cli", action=action, execution_id="", result="ok"
+        )
+        try:
+            await self._audit.append(scope_id, entry)
+        except StoreUnavailable:
+            log.warning("audit entry for a %s not written: Redis unavailable", action)

@@ -61,8 +61,14 @@ class ExecutionLookup:
         self.bookkeeping = BackgroundTasks()
 
     async def lookup(
-        self, workspace: Workspace, execution_id: str, linked_account_id: str | None = None
+        self,
+        workspace: Workspace,
+        execution_id: str,
+        linked_account_id: str | None = None,
+        *,
+        fresh: bool = False,
     ) -> LookupResult:
+        """`fresh`: skip the cache (right after a rerun or stop, a cached state is already old)."""
         # Validation comes first: a bad ID costs neither a Redis round trip nor a Refold call.
         canonical = normalize_execution_id(execution_id)
         override = normalize_linked_account(linked_account_id) if linked_account_id else None
@@ -70,7 +76,7 @@ class ExecutionLookup:
         creds = resolved.credentials
         account = creds.effective_linked_account(override)
         try:
-            result = await self._lookup_as(creds, canonical, account, override)
+            result = await self._lookup_as(creds, canonical, account, override, fresh=fresh)
         except NotFound as missing:
             # Named by the person, or bound by a session token: that account it is.
             if override is not None or creds.kind is AuthKind.SESSION_TOKEN or resolved.scope is None:
@@ -83,10 +89,16 @@ class ExecutionLookup:
         return result
 
     async def _lookup_as(
-        self, creds: RefoldCredentials, canonical: str, account: str | None, override: str | None
+        self,
+        creds: RefoldCredentials,
+        canonical: str,
+        account: str | None,
+        override: str | None,
+        *,
+        fresh: bool = False,
     ) -> LookupResult:
         flight = flight_key(creds.fingerprint, account, canonical)
-        cached = await self._cache.get(flight)
+        cached = None if fresh else await self._cache.get(flight)
         if cached is not None:
             return LookupResult(cached, account)
         execution = await self._single_flight(flight, lambda: self._fetch(creds, canonical, override, flight))

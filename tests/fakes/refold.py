@@ -149,6 +149,10 @@ class FakeRefold(LoopbackServer):
         self.latency: float = 0.0
         self.calls: collections.Counter[str] = collections.Counter()
         self.requests: list[dict[str, Any]] = []
+        # A rerun starts a new execution: it serves these documents in turn (default: one RUNNING,
+        # then COMPLETED), and (old, new) IDs are recorded.
+        self.rerun_progression: list[dict[str, Any]] | None = None
+        self.reruns: list[tuple[str, str]] = []
 
     # --- programming ---------------------------------------------------
 
@@ -178,6 +182,8 @@ class FakeRefold(LoopbackServer):
             self.latency = 0.0
             self.calls.clear()
             self.requests.clear()
+            self.rerun_progression = None
+            self.reruns.clear()
 
     def count(self, endpoint: str) -> int:
         with self.lock:
@@ -309,16 +315,30 @@ class FakeRefold(LoopbackServer):
         account = self._authenticate(request)
         if isinstance(account, web.Response):
             return account
-        if self._find(request, account) is None:
+        stored = self._find(request, account)
+        if stored is None:
             return web.json_response(NOT_FOUND, status=404)
-        return web.json_response({"message": "Execution queued", "instanceId": uuid.uuid4().hex[:24]})
+        new_id = uuid.uuid4().hex[:24]
+        with self.lock:
+            running = {**copy.deepcopy(stored.document), "status": "RUNNING", "completion_percentage": 0}
+            finished = {**copy.deepcopy(stored.document), "status": "COMPLETED", "completion_percentage": 100}
+            progression = copy.deepcopy(self.rerun_progression or [running, finished])
+            self.executions[new_id] = StoredExecution(progression[0], stored.linked_account_id, progression)
+            self.reruns.append((request.match_info["execution_id"], new_id))
+        return web.json_response({"message": "Execution queued", "instanceId": new_id})
 
     async def _stop(self, request: web.Request) -> web.Response:
         account = self._authenticate(request)
         if isinstance(account, web.Response):
             return account
-        if self._find(request, account) is None:
+        stored = self._find(request, account)
+        if stored is None:
             return web.json_response(NOT_FOUND, status=404)
+        with self.lock:
+            # As Refold does: the stop is queued (STOPPING), and the run settles as STOPPED.
+            stopping = {**copy.deepcopy(stored.document), "status": "STOPPING"}
+            stored.progression = [stopping, {**copy.deepcopy(stored.document), "status": "STOPPED"}]
+            stored.document = stopping
         return web.json_response({"message": "Stopping instance"})
 
     async def _session_token(self, request: web.Request) -> web.Response:

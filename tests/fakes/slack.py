@@ -53,6 +53,11 @@ class FakeSlack(LoopbackServer):
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.bots: dict[str, dict[str, Any]] = {}  # bot token -> auth.test answer
+        # User groups: ID -> (name, members), for usergroups.list and usergroups.users.list.
+        self.usergroups: dict[str, tuple[str, list[str]]] = {}
+        # Slack lets an app use a response_url this many times (within 30 minutes); then 404 used_url.
+        self.response_url_limit = 5
+        self._response_url_uses: collections.Counter[str] = collections.Counter()
         # Socket Mode: envelopes to push to a connected client, and what it sent back.
         self.socket_outbox: list[dict[str, Any]] = []
         self.socket_inbox: list[dict[str, Any]] = []
@@ -70,6 +75,9 @@ class FakeSlack(LoopbackServer):
             self.oauth_codes.clear()
             self.refresh_tokens.clear()
             self.bots.clear()
+            self.usergroups.clear()
+            self.response_url_limit = 5
+            self._response_url_uses.clear()
             self.socket_outbox.clear()
             self.socket_inbox.clear()
 
@@ -199,6 +207,21 @@ class FakeSlack(LoopbackServer):
                     "is_primary_owner": False,
                 },
             }
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(args.get("users", "")).lstrip("UW")}}
+        if method == "usergroups.list":
+            with self.lock:
+                groups = [
+                    {"id": gid, "name": name, "handle": name.lower()}
+                    for gid, (name, _) in self.usergroups.items()
+                ]
+            return {"ok": True, "usergroups": groups}
+        if method == "usergroups.users.list":
+            with self.lock:
+                found = self.usergroups.get(str(args.get("usergroup")))
+            if found is None:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": list(found[1])}
         if method in ("views.open", "views.update", "views.push"):
             return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **(args.get("view") or {})}}
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
@@ -220,6 +243,10 @@ class FakeSlack(LoopbackServer):
         with self.lock:
             faults = self.response_url_faults.get(key)
             status = faults.popleft() if faults else self.response_url_status.get(key, 200)
+            if status < 400:
+                self._response_url_uses[key] += 1
+                if self._response_url_uses[key] > self.response_url_limit:
+                    status = 404  # Slack answers `used_url` once the uses are spent
             received = {"_key": key, "_at": time.monotonic(), "_status": status, **body}
             self.responses.append(received)
             self._responses_by_key[key].append(received)

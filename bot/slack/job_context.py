@@ -1,0 +1,165 @@
+"""What a job handler works with: the services, the reply, and the answer-once bookkeeping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import BotError, ErrorKind
+from bot.jobs.kinds import AnyJob, Origin, Target
+from bot.render.blocks import Card, CardBudget, FollowMark, render_execution
+from bot.render.errors import describe
+from bot.slack.reply import DELIVERED, Delivery, Reply
+from bot.store.deliveries import Deliveries
+from bot.store.follows import FollowStore
+from bot.usecases.actions import ExecutionActions
+from bot.usecases.lookup import ExecutionLookup, LookupResult
+from bot.usecases.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+TOO_LONG_ERRORS = {"msg_too_long", "invalid_blocks", "too_many_attachments"}
+
+
+class RetryLater(Exception):
+    """A transient failure (Refold, Redis or Slack briefly away) on an attempt that is not the last."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: LookupResult | None
+    error: str | None
+
+
+class Scheduler(Protocol):
+    async def enqueue(self, job: AnyJob, *, at: float = 0.0) -> bool: ...
+
+
+@dataclass(frozen=True)
+class FollowKit:
+    """What following needs: the records, the queue that runs the polls, and the limits."""
+
+    store: FollowStore
+    scheduler: Scheduler
+    first_poll_seconds: float = 5.0
+    max_seconds: float = 7200.0
+
+
+@dataclass
+class JobContext:
+    lookup: ExecutionLookup
+    origin: Origin
+    reply: Reply
+    client: AsyncWebClient
+    clock: Callable[[], datetime]
+    interaction: str
+    # Queued jobs may run again after a worker dies: then each answer is sent once (deliveries).
+    deliveries: Deliveries | None
+    final_attempt: bool
+    http: httpx.AsyncClient
+    follows: FollowKit
+    actions: ExecutionActions
+    dashboard_url: str | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.origin.workspace
+
+    async def fetch(self, target: Target) -> Outcome:
+        try:
+            result = await self.lookup.lookup(
+                self.origin.workspace, target.execution_id, target.linked_account_id
+            )
+            return Outcome(result, None)
+        except BotError as exc:
+            detail = f": {exc}" if exc.transient else ""
+            # Our own outage is an operator's problem; a user's wrong ID or Refold's 404 is not.
+            level = logging.WARNING if exc.kind is ErrorKind.STORE_UNAVAILABLE else logging.INFO
+            log.log(level, "lookup of %s failed: %s%s", target.execution_id[:40], type(exc).__name__, detail)
+            if exc.transient and not self.final_attempt:
+                raise RetryLater(exc.kind.value) from None
+            return Outcome(None, describe(exc))
+        except Exception as exc:
+            log.exception("lookup of %s failed unexpectedly", target.execution_id[:40])
+            return Outcome(None, describe(exc))
+
+    def card(
+        self,
+        result: LookupResult,
+        *,
+        shareable: bool,
+        budget: CardBudget | None = None,
+        follow: FollowMark | None = None,
+        rerun_of: str | None = None,
+        note: str | None = None,
+    ) -> Card:
+        return render_execution(
+            result.execution,
+            now=self.clock(),
+            linked_account_id=result.linked_account_id,
+            shareable=shareable,
+            budget=budget,
+            searched_from=result.searched_from,
+            dashboard_url=self.dashboard_url,
+            follow=follow,
+            rerun_of=rerun_of,
+            note=note,
+        )
+
+    async def once(
+        self, part: str, send: Callable[[], Awaitable[Delivery]], *, across: str | None = None
+    ) -> Delivery:
+        """Send one part of the answer unless an earlier run of this job already did (or, with
+        `across`, any job sharing that name: all the polls of one follow)."""
+        owner = across or self.interaction
+        if self.deliveries is not None and await self.deliveries.done(owner, part):
+            return DELIVERED
+        delivery = await send()
+        if delivery and self.deliveries is not None:
+            await self.deliveries.record(owner, part)
+        return delivery
+
+    async def answer(self, part: str, **message: Any) -> Delivery:
+        """Answer; when Slack is briefly unable to take it and attempts remain, retry the job later."""
+        delivery = await self.once(part, lambda: self.reply.send(**message))
+        if not delivery and delivery.transient and not self.final_attempt:
+            raise RetryLater("slack")
+        return delivery
+
+
+async def post_in_thread(
+    client: AsyncWebClient, channel: str, thread_ts: str, render: Callable[[CardBudget], Card]
+) -> Delivery:
+    """Post a card in a thread, shrinking it if Slack says it is too big; not ok: can't post here.
+
+    Delivered with the message's `ts` as its detail, so the card can be followed with chat.update.
+    """
+    budget = CardBudget()
+    for _ in range(3):
+        card = render(budget)
+        try:
+            response = await client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=card.text,
+                blocks=card.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            return Delivery(True, ts=str(response.get("ts") or "") or None)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error in TOO_LONG_ERRORS:
+                log.warning("card rejected as %s; retrying smaller", error)
+                budget = budget.smaller()
+                continue
+            log.info("cannot post in thread (%s); answering ephemerally", error)
+            return Delivery(False)
+    return Delivery(False)

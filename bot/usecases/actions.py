@@ -1,0 +1,139 @@
+"""Rerun and Stop: one Refold call each, recorded in the workspace's audit log, sent at most once.
+
+A queued job can run twice (its worker died after the call but before saq recorded the job done), so
+each action is marked done under its interaction right after Refold accepts it, and a second run
+returns the first one's result instead of calling again. Permission is the caller's business: this
+layer acts for whoever the Slack surface let through.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from bot.errors import BotError
+from bot.refold.client import RefoldClient
+from bot.refold.ids import normalize_execution_id, normalize_linked_account
+from bot.store import keys
+from bot.store.audit import AuditEntry, AuditLog
+from bot.store.errors import StoreUnavailable
+from bot.store.redis import redis_errors
+from bot.usecases.workspace import CredentialResolver, Workspace
+
+log = logging.getLogger(__name__)
+
+DONE_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Operators:
+    """Who, besides workspace admins and owners, may rerun and stop (from the connect modal)."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    workspace: Workspace
+    execution_id: str
+    linked_account_id: str | None
+    who: str
+    key: str  # one per click: a re-run job with the same key does not act again
+
+
+class ExecutionActions:
+    def __init__(
+        self, resolver: CredentialResolver, client: RefoldClient, audit: AuditLog, redis: aioredis.Redis
+    ) -> None:
+        self._resolver = resolver
+        self._client = client
+        self._audit = audit
+        self._redis = redis
+
+    async def operators(self, workspace: Workspace) -> Operators:
+        resolved = await self._resolver.resolve(workspace)
+        record = resolved.record
+        if record is None:
+            return Operators()  # the operator's env credentials: admins only
+        return Operators(tuple(record.operator_users), tuple(record.operator_groups))
+
+    async def rerun(self, request: ActionRequest) -> str:
+        """The new execution's ID."""
+        done = await self._done(f"rerun:{request.key}")
+        if done is not None:
+            return done
+        execution_id, account = self._checked(request)
+        resolved = await self._resolver.resolve(request.workspace)
+        try:
+            new_id = await self._client.rerun_execution(resolved.credentials, execution_id, account)
+        except BotError as exc:
+            await self.record(request, "rerun", "failed", exc.kind.value)
+            raise
+        await self._mark(f"rerun:{request.key}", new_id)
+        await self.record(request, "rerun", "ok", new_id)
+        log.info("rerun of %s started %s", execution_id, new_id)
+        return new_id
+
+    async def stop(self, request: ActionRequest) -> None:
+        if await self._done(f"stop:{request.key}") is not None:
+            return
+        execution_id, account = self._checked(request)
+        resolved = await self._resolver.resolve(request.workspace)
+        try:
+            await self._client.stop_execution(resolved.credentials, execution_id, account)
+        except BotError as exc:
+            await self.record(request, "stop", "failed", exc.kind.value)
+            raise
+        await self._mark(f"stop:{request.key}", "ok")
+        await self.record(request, "stop", "ok")
+        log.info("stop of %s requested", execution_id)
+
+    async def record(self, request: ActionRequest, action: str, result: str, detail: str = "") -> None:
+        """Append to the audit log; a Redis failure here is logged, never lost silently."""
+        entry = AuditEntry(
+            at=datetime.now(UTC),
+            who=request.who,
+            action=action,
+            execution_id=request.execution_id,
+            result=result,
+            detail=detail,
+        )
+        try:
+            await self._audit.append(request.workspace.label, entry)
+        except StoreUnavailable:
+            log.warning(
+                "audit entry not written (Redis unavailable): %s %s by %s: %s",
+                action,
+                request.execution_id,
+                request.who,
+                result,
+            )
+
+    async def latest(self, workspace: Workspace, count: int = 5) -> list[AuditEntry]:
+        return await self._audit.latest(workspace.label, count)
+
+    @staticmethod
+    def _checked(request: ActionRequest) -> tuple[str, str | None]:
+        account = normalize_linked_account(request.linked_account_id) if request.linked_account_id else None
+        return normalize_execution_id(request.execution_id), account
+
+    async def _done(self, name: str) -> str | None:
+        try:
+            async with redis_errors():
+                value = await self._redis.get(keys.action_done(name))
+        except StoreUnavailable:
+            return None
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def _mark(self, name: str, value: str) -> None:
+        try:
+            async with redis_errors():
+                await self._redis.set(keys.action_done(name), value, ex=DONE_SECONDS)
+        except StoreUnavailable:
+            log.warning("could not mark %s done: Redis unavailable", name.split(":")[0])

@@ -1,0 +1,297 @@
+"""Follow: the card updates itself until the run ends, then the person who asked is told.
+
+Real processes throughout: the bot's web server (its standby worker runs polls when no worker process
+is alive), `python -m bot worker` processes that are started and killed, a real Redis, and the
+loopback Slack and Refold counting what they saw. Polls run every second here (FOLLOW_POLL_SECONDS=1).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import redis as sync_redis
+
+from bot.render.buttons import encode_target
+from tests.fakes.refold import FakeRefold, errored_doc, running_doc
+from tests.fakes.slack import FakeSlack
+from tests.harness import API_KEY, EXEC_ID, BotServer, block_actions, connect, wait_for_live_worker
+from tests.redis_process import RedisProcess
+from tests.test_e2e_worker import Workers
+
+VALUE = encode_target(EXEC_ID, "acme")
+
+
+def actions_of(message: dict[str, Any]) -> list[str]:
+    return [
+        e["action_id"] for b in message.get("blocks") or [] if b["type"] == "actions" for e in b["elements"]
+    ]
+
+
+def prepare(refold: FakeRefold, redis_url: str, bot_key: str, progression: list[dict[str, Any]]) -> None:
+    refold.api_keys.add(API_KEY)
+    refold.add_execution(EXEC_ID, progression[0], linked_account_id="acme", progression=progression)
+    connect(redis_url, bot_key)
+
+
+def click_follow(bot: BotServer, slack: FakeSlack, key: str, **kwargs: Any) -> None:
+    response = bot.interaction(block_actions("follow_execution", VALUE, slack.response_url(key), **kwargs))
+    assert response.status_code == 200
+
+
+def finished_replies(slack: FakeSlack) -> list[dict[str, Any]]:
+    return [c.args for c in slack.calls_to("chat.postMessage") if "finished" in str(c.args.get("text"))]
+
+
+def follow_records(redis_url: str) -> int:
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        return len(client.keys("refold-bot:follow:*"))
+    finally:
+        client.close()
+
+
+def nightly(done: int) -> dict[str, Any]:
+    return running_doc(name="Nightly sync", done=done, total=4)
+
+
+def test_a_followed_run_updates_its_card_until_it_ends_then_tells_the_thread(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    prepare(
+        refold, redis_url, bot_key, [nightly(1), nightly(2), nightly(3), errored_doc(name="Nightly sync")]
+    )
+    click_follow(bot, slack, "follow", ephemeral=False)
+    slack.wait_for(lambda s: finished_replies(s), timeout=30)
+    cards = slack.responses_to("follow")
+    first, last = cards[0], cards[-1]
+    assert actions_of(first) == ["refresh_execution", "unfollow_execution", "stop_execution"]
+    assert "Following for <@U1>" in json.dumps(first["blocks"])
+    # In between, the card moved on by itself: each change of the run, one update.
+    progress = [json.dumps(c["blocks"]) for c in cards]
+    assert any("50%" in p for p in progress) and any("75%" in p for p in progress)
+    # The final card: no Refresh, no Follow, no "following"; the failing node's output is on it.
+    assert actions_of(last) == ["rerun_execution"]
+    assert "ERRORED" in last["text"] and "HubSpot token expired" in json.dumps(last["blocks"])
+    assert "Following" not in json.dumps(last["blocks"])
+    (reply,) = finished_replies(slack)
+    assert reply["channel"] == "C1" and reply["thread_ts"] == "1.1"
+    assert reply["text"].startswith("<@U1> *Nightly sync* finished: *ERRORED* after ")
+    assert reply["text"].endswith("failing node: *Create contact*")
+    assert follow_records(redis_url) == 0
+    time.sleep(2.5)  # nothing after the end: no poll, no second reply
+    assert len(finished_replies(slack)) == 1 and slack.responses_to("follow") == cards
+
+
+def test_ten_clicks_on_follow_make_one_follower(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    prepare(refold, redis_url, bot_key, [nightly(1)])
+    for n in range(10):
+        click_follow(bot, slack, f"click{n}", ephemeral=False, action_ts=f"1.{n + 10}")
+    slack.wait_for(lambda s: any(s.responses_to(f"click{n}") for n in range(10)))
+    time.sleep(3.5)  # a few polls' worth
+    answered = [n for n in range(10) if slack.responses_to(f"click{n}")]
+    assert len(answered) == 1, answered  # one click became the follow; nine changed nothing
+    assert follow_records(redis_url) == 1
+    refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+    slack.wait_for(lambda s: finished_replies(s), timeout=20)
+    time.sleep(1.5)
+    assert len(finished_replies(slack)) == 1
+
+
+def test_three_messages_following_one_run_share_one_refold_call_per_poll(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    prepare(refold, redis_url, bot_key, [nightly(1)])
+    for n in range(3):
+        click_follow(bot, slack, f"card{n}", ephemeral=False, message_ts=f"{n + 1}.1", action_ts=f"{n + 1}.2")
+    slack.wait_for(lambda s: all(s.responses_to(f"card{n}") for n in range(3)))
+    started = time.monotonic()
+    # Running runs are cached for 2 s, so with polls every second a round calls Refold every 2 s.
+    time.sleep(12)
+    with refold.lock:
+        calls = sorted(r["at"] for r in refold.requests if r["endpoint"] == "get" and r["at"] > started)
+    assert follow_records(redis_url) == 3
+    # Calls come in rounds (the polls of all three land on one shared grid); a round is one call.
+    rounds: list[list[float]] = []
+    for at in calls:
+        if rounds and at - rounds[-1][-1] < 0.5:
+            rounds[-1].append(at)
+        else:
+            rounds.append([at])
+    assert len(rounds) >= 4, calls
+    assert all(len(r) == 1 for r in rounds), [len(r) for r in rounds]
+    # End them, so no poll of this test runs on into the next one.
+    refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+    slack.wait_for(lambda s: len(finished_replies(s)) == 3, timeout=20)
+
+
+def test_a_follow_outlives_the_worker_polling_it(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path: Path
+) -> None:
+    prepare(refold, redis_url, bot_key, [nightly(1)])
+    workers = Workers(bot, tmp_path)
+    first = workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        click_follow(bot, slack, "kill", ephemeral=False)
+        slack.wait_responses("kill")
+        slack.wait_for(lambda s: "poll" in workers.log(0) or refold.count("get") >= 2, timeout=10)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        workers.start()
+        refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+        slack.wait_for(lambda s: finished_replies(s), timeout=30)
+        time.sleep(1.5)
+    finally:
+        workers.stop_all()
+    assert len(finished_replies(slack)) == 1
+    assert actions_of(slack.responses_to("kill")[-1]) == ["rerun_execution"]
+    assert "Traceback" not in workers.log(1)
+
+
+def test_when_the_response_url_is_spent_updates_go_on_through_chat_update(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    # Eight distinct states before the end: more changes than a response_url's five uses.
+    states = [running_doc(name="Long run", done=d, total=10) for d in range(1, 9)]
+    prepare(refold, redis_url, bot_key, [*states, errored_doc(name="Long run")])
+    # Slack's rate limit meets one chat.update; the SDK waits out its Retry-After and sends it again.
+    slack.fail("chat.update", "ratelimited", status=429, retry_after=1)
+    click_follow(bot, slack, "spent", ephemeral=False)
+    slack.wait_for(lambda s: finished_replies(s), timeout=60)
+    via_url = slack.responses_to("spent")
+    assert len(via_url) == 5 and all(r["_status"] == 200 for r in via_url)  # never a sixth use
+    updates = slack.calls_to("chat.update")
+    assert len(updates) >= 2  # the rate-limited one, sent again, and more
+    assert all(u.args["channel"] == "C1" and u.args["ts"] == "1.1" for u in updates)
+    final = updates[-1].args
+    blocks = final["blocks"] if isinstance(final["blocks"], list) else json.loads(final["blocks"])
+    assert actions_of({"blocks": blocks}) == ["rerun_execution"] and "ERRORED" in final["text"]
+
+
+def test_a_private_card_keeps_its_last_response_url_use_for_the_final_card(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    states = [running_doc(name="Long run", done=d, total=10) for d in range(1, 9)]
+    prepare(refold, redis_url, bot_key, [*states, errored_doc(name="Long run")])
+    click_follow(bot, slack, "private", ephemeral=True)
+    slack.wait_for(
+        lambda s: any(c.args.get("channel", "").startswith("D") for c in s.calls_to("chat.postMessage")),
+        timeout=60,
+    )
+    cards = slack.responses_to("private")
+    assert len(cards) == 5 and all(r["_status"] == 200 for r in cards)
+    assert "ERRORED" in cards[-1]["text"] and actions_of(cards[-1]) == ["rerun_execution", "share_execution"]
+    assert not slack.calls_to("chat.update")  # an ephemeral message can't be changed that way
+    (dm,) = [c.args for c in slack.calls_to("chat.postMessage") if c.args.get("channel", "").startswith("D")]
+    assert "*Long run* finished: *ERRORED*" in dm["text"]
+    assert [c.args["users"] for c in slack.calls_to("conversations.open")] == ["U1"]
+
+
+def test_unfollow_stops_at_once(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    prepare(refold, redis_url, bot_key, [nightly(1)])
+    click_follow(bot, slack, "f", ephemeral=False)
+    (followed,) = slack.wait_responses("f")
+    unfollow = next(
+        e
+        for b in followed["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "unfollow_execution"
+    )
+    bot.interaction(
+        block_actions(
+            "unfollow_execution", unfollow["value"], slack.response_url("u"), ephemeral=False, action_ts="1.9"
+        )
+    )
+    (card,) = slack.wait_responses("u")
+    assert actions_of(card) == ["refresh_execution", "follow_execution", "stop_execution"]
+    assert follow_records(redis_url) == 0
+    seen = len(slack.responses_to("f"))
+    refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+    time.sleep(3)
+    assert (
+        len(slack.responses_to("f")) == seen
+        and not finished_replies(slack)
+        and not slack.calls_to("chat.update")
+    )
+
+
+def test_follow_from_the_command_and_list_what_is_followed(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    prepare(refold, redis_url, bot_key, [nightly(1)])
+    assert bot.command(f"{EXEC_ID} follow", slack.response_url("cmd")).status_code == 200
+    (card,) = slack.wait_responses("cmd")
+    assert card["response_type"] == "ephemeral" and "unfollow_execution" in actions_of(card)
+    bot.command("following", slack.response_url("list"))
+    (listing,) = slack.wait_responses("list")
+    assert f"`{EXEC_ID}` *Nightly sync* · RUNNING for <@U1> in <#C1>" in listing["text"]
+    refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+    slack.wait_for(
+        lambda s: [c for c in s.calls_to("chat.postMessage") if c.args.get("channel") == "D1"], timeout=20
+    )
+    bot.command("following", slack.response_url("list2"))
+    (empty,) = slack.wait_responses("list2")
+    assert "No runs are being followed" in empty["text"]
+
+
+def test_following_gives_up_after_follow_max_seconds_with_a_note(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path: Path
+) -> None:
+    prepare(refold, redis_url, bot_key, [nightly(1)])
+    workers = Workers(bot, tmp_path)
+    workers.start(FOLLOW_MAX_SECONDS="3")
+    try:
+        wait_for_live_worker(redis_url)
+        click_follow(bot, slack, "max", ephemeral=False)
+        slack.wait_for(lambda s: "Stopped following after" in json.dumps(s.responses_to("max")), timeout=20)
+    finally:
+        workers.stop_all()
+    last = slack.responses_to("max")[-1]
+    assert "Stopped following after 3.0 s: press Refresh" in json.dumps(last["blocks"])
+    assert actions_of(last) == ["refresh_execution", "follow_execution", "stop_execution"]
+    assert follow_records(redis_url) == 0
+
+
+def test_a_follow_survives_a_redis_restart(
+    refold: FakeRefold, slack: FakeSlack, bot_key: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = RedisProcess(data).start()
+    bot = BotServer(
+        {
+            "SLACK_API_URL": f"{slack.url}/api/",
+            "REDIS_URL": server.url,
+            "CREDENTIALS_KEY": bot_key,
+            "REFOLD_API_URL": refold.url,
+            "FOLLOW_POLL_SECONDS": "1",
+        },
+        tmp_path / "bot.log",
+    ).start()
+    workers = Workers(bot, tmp_path)
+    try:
+        workers.start()
+        prepare(refold, server.url, bot_key, [nightly(1)])
+        wait_for_live_worker(server.url)
+        click_follow(bot, slack, "restart", ephemeral=False)
+        slack.wait_responses("restart")
+        server.kill()  # appendfsync always: what Redis acknowledged is on disk
+        server.start()
+        refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+        slack.wait_for(lambda s: finished_replies(s), timeout=40)
+        time.sleep(1.5)
+    finally:
+        workers.stop_all()
+        bot.stop()
+        server.stop()
+    assert len(finished_replies(slack)) == 1
+    assert "Traceback" not in bot.logs()
