@@ -123,7 +123,7 @@ def test_three_messages_following_one_run_share_one_refold_call_per_poll(
             rounds[-1].append(at)
         else:
             rounds.append([at])
-    assert len(rounds) >= 4, calls
+    assert len(rounds) >= 2, calls
     assert all(len(r) == 1 for r in rounds), [len(r) for r in rounds]
     # End them, so no poll of this test runs on into the next one.
     refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
@@ -262,8 +262,9 @@ def test_following_gives_up_after_follow_max_seconds_with_a_note(
 
 
 def test_a_follow_survives_a_redis_restart(
-    refold: FakeRefold, slack: FakeSlack, bot_key: str, tmp_path: Path
+    refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path: Path
 ) -> None:
+    # `redis_url` empties the shared Redis: no follow of another test can answer in this one.
     data = tmp_path / "redis"
     data.mkdir()
     server = RedisProcess(data).start()
