@@ -243,6 +243,8 @@ def test_queue_verb_prints_counts_and_workers(
     bot: BotServer, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path
 ) -> None:
     assert queue_job(redis_url, bot_key, lookup_job(slack, "q1", "i-q1"), delay_seconds=600)
+    # The web process's standby worker reports in every 2 s (this test's Redis was just emptied).
+    slack.wait_for(lambda s: live_workers(redis_url, standby=True) == 1, timeout=10)
     env = {"REDIS_URL": redis_url, "CREDENTIALS_KEY": bot_key}
     before = run_cli("queue", env=env)
     assert before.returncode == 0, before.stderr
