@@ -147,9 +147,13 @@ class JobQueue:
         now = time.monotonic()
         if fresh or now - self._alive_checked_at >= ALIVE_CHECK_SECONDS:
             self._alive_checked_at = now
+            # saq's own list of live workers (scores: report expiry, in ms), in one round trip: info()
+            # would also count three job lists, and the standby workers ask this every second.
             async with redis_errors():
-                info = await self.saq.info()
-            workers = [w for w in info["workers"] if not w.startswith(STANDBY_PREFIX)]
+                live = await self.saq.redis.zrangebyscore(
+                    self.saq.namespace("stats"), int(time.time() * 1000), "+inf"
+                )
+            workers = [m for m in live if f":{STANDBY_PREFIX}".encode() not in m]
             self._alive_until = now + ALIVE_CHECK_SECONDS if workers else 0.0
         return now < self._alive_until
 

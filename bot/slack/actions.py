@@ -6,7 +6,7 @@ Each acks at once, decodes its value (untrusted: re-validated) and hands the wor
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -40,14 +40,16 @@ from bot.slack.dispatch import Dispatcher
 from bot.slack.payloads import Interaction
 from bot.slack.responder import Responder
 
+CardJob = TypeVar("CardJob", FollowJob, UnfollowJob, RerunJob, StopJob)
+
 
 def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> None:
     _button(app, REFRESH_ACTION, dispatcher, responder, _refresh_job)
     _button(app, SHARE_ACTION, dispatcher, responder, _share_job)
-    _button(app, FOLLOW_ACTION, dispatcher, responder, _follow_job)
-    _button(app, UNFOLLOW_ACTION, dispatcher, responder, _unfollow_job)
-    _button(app, RERUN_ACTION, dispatcher, responder, _rerun_job)
-    _button(app, STOP_ACTION, dispatcher, responder, _stop_job)
+    _button(app, FOLLOW_ACTION, dispatcher, responder, _on_card(FollowJob))
+    _button(app, UNFOLLOW_ACTION, dispatcher, responder, _on_card(UnfollowJob))
+    _button(app, RERUN_ACTION, dispatcher, responder, _on_card(RerunJob))
+    _button(app, STOP_ACTION, dispatcher, responder, _on_card(StopJob))
 
     @app.action(OPEN_ACTION)
     async def opened_in_refold(ack: AsyncAck) -> None:
@@ -80,44 +82,20 @@ def _followed(interaction: Interaction) -> str | None:
     return found[1] if found else None
 
 
-def _follow_job(interaction: Interaction, target: Target) -> FollowJob:
-    return FollowJob(
-        origin=interaction.origin,
-        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
-        interaction=interaction.key,
-        target=target,
-        follow_id=interaction.card_follow_id,
-    )
+def _on_card(kind: type[CardJob]) -> Callable[[Interaction, Target], CardJob]:
+    """Follow, Unfollow, Rerun and Stop act on the clicked card: its thread, and its follow (the one a
+    followed card's button names, else the card's own)."""
 
+    def make(interaction: Interaction, target: Target) -> CardJob:
+        return kind(
+            origin=interaction.origin,
+            reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
+            interaction=interaction.key,
+            target=target,
+            follow_id=_followed(interaction) or interaction.card_follow_id,
+        )
 
-def _unfollow_job(interaction: Interaction, target: Target) -> UnfollowJob:
-    return UnfollowJob(
-        origin=interaction.origin,
-        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
-        interaction=interaction.key,
-        target=target,
-        follow_id=_followed(interaction) or interaction.card_follow_id,
-    )
-
-
-def _rerun_job(interaction: Interaction, target: Target) -> RerunJob:
-    return RerunJob(
-        origin=interaction.origin,
-        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
-        interaction=interaction.key,
-        target=target,
-        follow_id=_followed(interaction) or interaction.card_follow_id,
-    )
-
-
-def _stop_job(interaction: Interaction, target: Target) -> StopJob:
-    return StopJob(
-        origin=interaction.origin,
-        reply=interaction.reply_target(ephemeral=interaction.is_ephemeral, in_thread=True),
-        interaction=interaction.key,
-        target=target,
-        follow_id=_followed(interaction) or interaction.card_follow_id,
-    )
+    return make
 
 
 def _share_job(interaction: Interaction, target: Target) -> ShareJob:

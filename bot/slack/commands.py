@@ -63,30 +63,20 @@ def register(
             await ack(response_type="ephemeral", text=messages.USAGE)
             return
         await ack()
-        if isinstance(parsed, LookupCommand) and parsed.follow:
+        if isinstance(parsed, LookupCommand):
+            target = Target(execution_id=parsed.execution_id, linked_account_id=parsed.linked_account_id)
+            origin, reply_at, key = interaction.origin, interaction.reply_target(), interaction.key
             dispatcher.submit(
                 FollowJob(
-                    origin=interaction.origin,
-                    reply=interaction.reply_target(),
-                    interaction=interaction.key,
-                    target=Target(
-                        execution_id=parsed.execution_id, linked_account_id=parsed.linked_account_id
-                    ),
-                    follow_id=derived_follow_id("interaction", interaction.key),
+                    origin=origin,
+                    reply=reply_at,
+                    interaction=key,
+                    target=target,
+                    follow_id=derived_follow_id("interaction", key),
                     new_card=True,
                 )
-            )
-            return
-        if isinstance(parsed, LookupCommand):
-            dispatcher.submit(
-                LookupJob(
-                    origin=interaction.origin,
-                    reply=interaction.reply_target(),
-                    interaction=interaction.key,
-                    target=Target(
-                        execution_id=parsed.execution_id, linked_account_id=parsed.linked_account_id
-                    ),
-                )
+                if parsed.follow
+                else LookupJob(origin=origin, reply=reply_at, interaction=key, target=target)
             )
             return
         reply = responder.to(client, interaction.reply_target())

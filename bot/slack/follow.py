@@ -18,7 +18,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import BotError, ErrorKind
-from bot.jobs.kinds import FollowedCard, FollowJob, PollJob, ReplyTarget, Target, UnfollowJob
+from bot.jobs.kinds import FollowedCard, FollowJob, Origin, PollJob, ReplyTarget, Target, UnfollowJob
 from bot.render import follow as words
 from bot.render.blocks import Card, FollowMark
 from bot.render.errors import describe
@@ -41,6 +41,34 @@ def _record_ttl(ctx: JobContext) -> int:
     return int(ctx.follows.max_seconds + RECORD_GRACE_SECONDS)
 
 
+def _new_follow(
+    origin: Origin,
+    result: LookupResult,
+    card_at: ReplyTarget,
+    *,
+    fallback_id: str = "",
+    rerun_of: str | None = None,
+    response_url_uses: int = 0,
+) -> FollowedCard:
+    """The state of a follow that starts now, for the person in `origin`, of the card at `card_at`."""
+    now = time.time()
+    execution = result.execution
+    return FollowedCard(
+        origin=origin,
+        target=Target(execution_id=execution.id or fallback_id, linked_account_id=result.linked_account_id),
+        card=card_at,
+        requester=origin.user_id,
+        started_at=now,
+        response_url_at=now,
+        response_url_uses=response_url_uses,
+        fingerprint=fingerprint(execution),
+        name=execution.name,
+        status=execution.status,
+        rerun_of=rerun_of,
+        shareable=card_at.ephemeral,
+    )
+
+
 def _mark(follow_id: str, state: FollowedCard) -> FollowMark:
     return FollowMark(follow_id, state.requester)
 
@@ -56,22 +84,7 @@ async def run_follow(ctx: JobContext, job: FollowJob) -> None:
         card = ctx.card(result, shareable=job.reply.ephemeral, note=words.ALREADY_FINISHED)
         await _show_once(ctx, job, card)
         return
-    now = time.time()
-    state = FollowedCard(
-        origin=job.origin,
-        target=Target(
-            execution_id=result.execution.id or job.target.execution_id,
-            linked_account_id=result.linked_account_id,
-        ),
-        card=job.reply,
-        requester=job.origin.user_id,
-        started_at=now,
-        response_url_at=now,
-        fingerprint=fingerprint(result.execution),
-        name=result.execution.name,
-        status=result.execution.status,
-        shareable=job.reply.ephemeral,
-    )
+    state = _new_follow(job.origin, result, job.reply, fallback_id=job.target.execution_id)
     generation = job.interaction
     workspace = job.origin.workspace.label
     if not await ctx.follows.store.start(
@@ -374,21 +387,8 @@ async def start_follow(
 
     Any earlier follow of the same card ends: its next poll finds another generation.
     """
-    now = time.time()
-    state = FollowedCard(
-        origin=ctx.origin.model_copy(update={"user_id": requester}),
-        target=Target(execution_id=result.execution.id or "", linked_account_id=result.linked_account_id),
-        card=card_at,
-        requester=requester,
-        started_at=now,
-        response_url_at=now,
-        response_url_uses=response_url_uses,
-        fingerprint=fingerprint(result.execution),
-        name=result.execution.name,
-        status=result.execution.status,
-        rerun_of=rerun_of,
-        shareable=card_at.ephemeral,
-    )
+    origin = ctx.origin.model_copy(update={"user_id": requester})
+    state = _new_follow(origin, result, card_at, rerun_of=rerun_of, response_url_uses=response_url_uses)
     store, workspace = ctx.follows.store, ctx.workspace.label
     try:
         await store.stop(workspace, follow_id)
