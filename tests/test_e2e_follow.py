@@ -238,6 +238,8 @@ def test_follow_from_the_command_and_list_what_is_followed(
     slack.wait_for(
         lambda s: [c for c in s.calls_to("chat.postMessage") if c.args.get("channel") == "D1"], timeout=20
     )
+    # The follow ends just after its reply is sent (so a reply that fails can still be retried).
+    slack.wait_for(lambda s: follow_records(redis_url) == 0, timeout=10)
     bot.command("following", slack.response_url("list2"))
     (empty,) = slack.wait_responses("list2")
     assert "No runs are being followed" in empty["text"]
