@@ -1,5 +1,5 @@
 """CLI entry: serve | worker | init | keygen | check | connect | disconnect | lookup | rotate-keys | queue |
-audit."""
+audit | alerts."""
 
 from __future__ import annotations
 
@@ -83,6 +83,12 @@ def _parser() -> tuple[argparse.ArgumentParser, list[str]]:
     atarget.add_argument("--team", help="Slack team ID (T…)")
     atarget.add_argument("--enterprise", help="Enterprise Grid org ID (E…), for an org-wide connection")
     audit.add_argument("--limit", type=int, default=50, help="how many entries, newest first (default 50)")
+    alerts = verbs.add_parser(
+        "alerts", help="list a workspace's alert routes (channels that get Refold alerts)"
+    )
+    ltarget = alerts.add_mutually_exclusive_group(required=True)
+    ltarget.add_argument("--team", help="Slack team ID (T…)")
+    ltarget.add_argument("--enterprise", help="Enterprise Grid org ID (E…), for an org-wide install")
     return parser, sorted(verbs.choices)
 
 
@@ -171,6 +177,7 @@ async def _run(verb: str, args: argparse.Namespace, settings: Settings) -> int:
         "rotate-keys": cli_commands.rotate_keys,
         "queue": cli_commands.queue,
         "audit": cli_commands.audit,
+        "alerts": cli_commands.alerts,
     }
     return await handlers[verb](args, settings)
 

@@ -19,27 +19,32 @@ from bot.container import Container
 from bot.logs import bind_request
 from bot.render.messages import NOT_INSTALLED
 from bot.settings import SlackMode
-from bot.slack import actions, commands, connect, lifecycle, output, shortcuts
+from bot.slack import actions, commands, connect, home, lifecycle, output, shortcuts, unfurls
 from bot.slack.authorize import RotationSafeAuthorize
 from bot.slack.oauth import oauth_settings
 from bot.slack.payloads import sketch
 from bot.store.redis import ping
+from bot.webhooks import read_capped, webhook_endpoint
 
 log = logging.getLogger(__name__)
 
 # One listener module per Slack surface; each `register` takes the services it uses.
-SURFACES = (commands, shortcuts, actions, output, connect, lifecycle)
+SURFACES = (commands, shortcuts, actions, output, connect, lifecycle, unfurls, home)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def register_surfaces(app: AsyncApp, c: Container) -> None:
-    commands.register(app, c.dispatcher, c.responder, c.resolver, c.follows, c.actions)
+    commands.register(app, c.dispatcher, c.responder, c.resolver, c.follows, c.actions, c.alerts)
     shortcuts.register(app, c.dispatcher)
     actions.register(app, c.dispatcher, c.responder)
     output.register(app, c.responder, c.lookup)
     connect.register(app, c.responder, c.connect)
-    lifecycle.register(app, c.connect, c.installations)
+    lifecycle.register(app, c.connect, c.installations, c.alerts, c.lookup)
+    unfurls.register(
+        app, c.dispatcher, c.seen, c.settings.refold_unfurl_domains, c.settings.refold_dashboard_url
+    )
+    home.register(app, c.responder, home.HomeSources(c.resolver, c.lookup, c.follows, c.alerts))
 
 
 def build_app(c: Container) -> AsyncApp:
@@ -92,27 +97,12 @@ def build_app(c: Container) -> AsyncApp:
 MAX_BODY_BYTES = 1024 * 1024
 
 
-async def _within_size(request: Request) -> bool:
-    """Read the body only as far as the cap; a declared length over it is refused unread."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return False
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > MAX_BODY_BYTES:
-            return False
-    # Starlette keeps a read body here, so Bolt's handler reads it again without the stream.
-    request._body = bytes(received)
-    return True
-
-
 def build_web(c: Container, app: AsyncApp) -> Starlette:
     settings = c.settings
     handler = AsyncSlackRequestHandler(app)
 
     async def slack_events(request: Request) -> Response:
-        if not await _within_size(request):
+        if await read_capped(request, MAX_BODY_BYTES) is None:
             log.warning("refused a request of more than %d bytes on /slack/events", MAX_BODY_BYTES)
             return Response("request body too large", status_code=413)
         # Bolt's verifier raises on a non-numeric timestamp; answer such a request as the forgery it is.
@@ -155,6 +145,7 @@ def build_web(c: Container, app: AsyncApp) -> Starlette:
             Route("/slack/install", slack_oauth, methods=["GET"]),
             Route("/slack/oauth_redirect", slack_oauth, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/refold/webhooks/{route_id}", webhook_endpoint(c), methods=["POST"]),
         ],
         lifespan=lifespan,
     )

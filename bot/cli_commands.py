@@ -16,6 +16,7 @@ from bot.refold.client import RefoldClient, make_http_client
 from bot.refold.credentials import AuthKind
 from bot.refold.errors import RefoldError
 from bot.refold.ids import InvalidExecutionId, normalize_execution_id
+from bot.render.alerts import filters_text
 from bot.render.blocks import render_execution
 from bot.render.errors import Surface, describe
 from bot.render.follow import AuditLine, audit_lines
@@ -257,4 +258,32 @@ async def audit(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for line in audit_lines([AuditLine(**vars(e)) for e in entries], slack=False):
         print(line)
+    return 0
+
+
+async def alerts(args: argparse.Namespace, settings: Settings) -> int:
+    workspace = Workspace(args.team, args.enterprise)
+    container = _container(settings)
+    try:
+        routes = await container.alerts.of_workspace(workspace)
+    except StoreUnavailable as exc:
+        return _fail(exc)
+    finally:
+        await container.aclose(0)
+    if not routes:
+        print(f"no alert routes for {workspace.label}")
+        return 0
+    for route in routes:
+        where = (
+            container.alerts.webhook_url(route.route_id) or f"<PUBLIC_URL>/refold/webhooks/{route.route_id}"
+        )
+        subscribed = (
+            f"subscribed in Refold ({route.refold_webhook_id})"
+            if route.refold_webhook_id
+            else "added by hand"
+        )
+        print(
+            f"{route.channel_id}  {filters_text(route.events.value, route.environment, route.workflow)}"
+            f"  {subscribed}  by {route.created_by or '-'}  {where}"
+        )
     return 0

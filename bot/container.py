@@ -25,6 +25,7 @@ from bot.slack.dispatch import Dispatcher
 from bot.slack.job_context import FollowKit
 from bot.slack.responder import Responder
 from bot.slack.runner import JobRunner, job_function
+from bot.store.alert_routes import AlertRouteStore
 from bot.store.audit import AuditLog
 from bot.store.credentials import CredentialStore
 from bot.store.crypto import Cipher
@@ -34,9 +35,13 @@ from bot.store.follows import FollowStore
 from bot.store.installations import RedisInstallationStore
 from bot.store.known_accounts import KnownAccounts
 from bot.store.ratelimit import RefoldRateLimiter
+from bot.store.recent import RecentLookups
 from bot.store.redis import make_redis, ping_problem, safe_url
+from bot.store.seen import SeenDeliveries
+from bot.store.storm import StormStore
 from bot.tasks import BackgroundTasks
 from bot.usecases.actions import ExecutionActions
+from bot.usecases.alerts import AlertService
 from bot.usecases.connect import ConnectService
 from bot.usecases.lookup import ExecutionLookup
 from bot.usecases.workspace import CredentialResolver
@@ -63,6 +68,8 @@ class Container:
     connect: ConnectService
     actions: ExecutionActions
     follows: FollowKit
+    alerts: AlertService
+    seen: SeenDeliveries
     installations: RedisInstallationStore | None  # OAuth mode only
     slack: SlackClients
     jobs: JobQueue
@@ -148,7 +155,12 @@ def build_container(
         settings.credentials_cache_seconds,
     )
     lookup = ExecutionLookup(
-        resolver, refold, known, redis, ExecutionCache(redis, cipher, settings.terminal_cache_seconds)
+        resolver,
+        refold,
+        known,
+        redis,
+        ExecutionCache(redis, cipher, settings.terminal_cache_seconds),
+        RecentLookups(redis),
     )
     audit = AuditLog(redis)
     connect = ConnectService(settings, credentials, known, refold, resolver, audit)
@@ -162,8 +174,19 @@ def build_container(
         first_poll_seconds=settings.follow_poll_seconds,
         max_seconds=settings.follow_max_seconds,
     )
+    seen = SeenDeliveries(redis)
+    alerts = AlertService(
+        AlertRouteStore(redis), seen, StormStore(redis), resolver, refold, audit, settings.public_url
+    )
     runner = JobRunner(
-        lookup, http, slack, Deliveries(redis), follows, actions, dashboard_url=settings.refold_dashboard_url
+        lookup,
+        http,
+        slack,
+        Deliveries(redis),
+        follows,
+        actions,
+        alerts,
+        dashboard_url=settings.refold_dashboard_url,
     )
     tasks = BackgroundTasks()
     return Container(
@@ -179,6 +202,8 @@ def build_container(
         connect=connect,
         actions=actions,
         follows=follows,
+        alerts=alerts,
+        seen=seen,
         installations=installations,
         slack=slack,
         jobs=jobs,

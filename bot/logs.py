@@ -10,6 +10,8 @@ import sys
 import uuid
 from collections.abc import Iterable
 
+from saq.job import Job
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 team_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("team_id", default="-")
 
@@ -83,11 +85,20 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s team=%(team_id)s] %(message)s"
 
 
+def _short_job(arg: object) -> object:
+    # saq's repr of a job holds the previous attempt's whole traceback (its `error` field).
+    if isinstance(arg, Job):
+        return f"Job<{arg.key}, attempt {arg.attempts}>"
+    return arg
+
+
 class OneLine(logging.Filter):
     """A library's traceback about a job becomes one line naming the exception: the bot logs its own
     failures, with the traceback where it helps (`bot.slack.runner`), and retries are expected."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_short_job(arg) for arg in record.args)
         if record.exc_info and record.exc_info[1] is not None:
             record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}"
             record.args = None

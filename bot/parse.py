@@ -30,11 +30,26 @@ class VerbCommand:
 
 
 @dataclass(frozen=True)
+class AlertsCommand:
+    """`/execution alerts on [errored|completed|all] [env:…] [workflow:…]`, `off`, `list`."""
+
+    action: str  # on | off | list | help
+    events: str = "errored"
+    environment: str | None = None
+    workflow: str | None = None
+
+
+@dataclass(frozen=True)
 class InvalidCommand:
     reason: str
 
 
-Command = LookupCommand | VerbCommand | InvalidCommand
+Command = LookupCommand | VerbCommand | AlertsCommand | InvalidCommand
+
+ALERTS_WORD = "alerts"
+ALERT_EVENTS = frozenset({"errored", "completed", "all"})
+ENVIRONMENTS = frozenset({"production", "test"})
+MAX_WORKFLOW_CHARS = 200
 
 VERBS = frozenset({"help", "status", "connect", "disconnect", "following"})
 FOLLOW_WORD = "follow"
@@ -58,6 +73,8 @@ def parse_command(text: str | None) -> Command:
     if not words:
         return VerbCommand("help")
     first = words[0].lower()
+    if first == ALERTS_WORD:
+        return parse_alerts(unwrap_slack_formatting(text or "").strip()[len(words[0]) :])
     if first in VERBS:
         if len(words) > 1:
             return InvalidCommand(f"`{first}` takes no arguments.")
@@ -78,6 +95,43 @@ def parse_command(text: str | None) -> Command:
         except InvalidLinkedAccount as exc:
             return InvalidCommand(f"That linked account can't be used: {exc}.")
     return LookupCommand(execution_id, account, follow)
+
+
+def parse_alerts(rest: str) -> AlertsCommand | InvalidCommand:
+    """What follows `alerts`. `workflow:` takes the rest of the text, so names may hold spaces."""
+    at = rest.lower().find("workflow:")
+    head, workflow_text = (rest, "") if at < 0 else (rest[:at], rest[at + len("workflow:") :])
+    words = [w.strip(_QUOTES) for w in head.split()]
+    words = [w for w in words if w]
+    action = words[0].lower() if words else "help"
+    if action not in {"on", "off", "list", "help"}:
+        return InvalidCommand(f"`alerts {action[:20]}` is not a choice: use `on`, `off` or `list`.")
+    if action != "on":
+        if len(words) > 1 or workflow_text:
+            return InvalidCommand(f"`alerts {action}` takes no filters.")
+        return AlertsCommand(action)
+    events, environment = "errored", None
+    for word in words[1:]:
+        lowered = word.lower()
+        if lowered in ALERT_EVENTS:
+            events = lowered
+        elif lowered.startswith(("env:", "environment:")):
+            environment = lowered.split(":", 1)[1]
+            if environment not in ENVIRONMENTS:
+                return InvalidCommand("`env:` takes `production` or `test`.")
+        else:
+            return InvalidCommand(
+                f"`{word[:40]}` is not a filter: use `errored`, `completed` or `all`, "
+                "`env:production` or `env:test`, and `workflow:<name or id>` last."
+            )
+    workflow = None
+    if at >= 0:
+        workflow = " ".join(workflow_text.split()).strip(_QUOTES).strip()
+        if not workflow:
+            return InvalidCommand("`workflow:` needs a workflow's name or ID after it.")
+        if len(workflow) > MAX_WORKFLOW_CHARS or any(ord(ch) < 32 for ch in workflow):
+            return InvalidCommand(f"That workflow name is longer than {MAX_WORKFLOW_CHARS} characters.")
+    return AlertsCommand("on", events, environment, workflow)
 
 
 # --- message shortcut -------------------------------------------------------

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     refold_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
     # "Open in Refold" on every card: Refold documents no execution page, so there is no default.
     refold_dashboard_url: str | None = None
+    # Links on these domains that name an execution are unfurled into a compact card.
+    refold_unfurl_domains: Annotated[list[str], NoDecode] = ["app.refold.ai", "app.gocobalt.io"]
+    # The bot's public base URL: alert routes' webhook URLs are built on it and registered in Refold.
+    public_url: str | None = None
 
     terminal_cache_seconds: int = Field(default=600, ge=0, le=86_400)
     # Following: how long a run is polled before the bot gives up, and the first (fastest) interval.
@@ -89,6 +93,23 @@ class Settings(BaseSettings):
         if isinstance(hosts, list):
             return [str(h).lower() for h in hosts]
         return hosts
+
+    @field_validator("refold_unfurl_domains", mode="before")
+    @classmethod
+    def _unfurl_domains(cls, value: object) -> object:
+        domains = _split_csv(value)
+        if isinstance(domains, list):
+            return [str(d).lower().strip(".") for d in domains]
+        return domains
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("https://", "http://")) or " " in value:
+            raise ValueError("must be the bot's public http(s) base URL, like https://bot.example.com")
+        return value.rstrip("/")
 
     @field_validator("refold_dashboard_url")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -158,16 +160,47 @@ class BotServer:
         timestamp: int | None = None,
         secret: str = SIGNING_SECRET,
         tamper: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
         sent = tamper if tamper is not None else body
-        headers = {
+        sent_headers = {
             "X-Slack-Request-Timestamp": ts,
             "X-Slack-Signature": signature,
             "Content-Type": content_type,
+            **(headers or {}),
         }
-        return self.http.post(f"{self.url}/slack/events", content=sent.encode(), headers=headers)
+        return self.http.post(f"{self.url}/slack/events", content=sent.encode(), headers=sent_headers)
+
+    def event(
+        self, event: dict[str, Any], *, event_id: str, team: str = "T1", retry_num: int | None = None
+    ) -> httpx.Response:
+        """An Events API delivery, as Slack sends it (and, with `retry_num`, redelivers it)."""
+        body = {
+            "token": "legacy",
+            "team_id": team,
+            "api_app_id": "A1",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": team, "user_id": "UBOT", "is_bot": True}],
+        }
+        retry = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        return self.post_signed(
+            json.dumps(body), "application/json", headers=retry if retry_num is not None else None
+        )
+
+    def webhook(
+        self, route_id: str, payload: dict[str, Any] | bytes, *, key: str | None = API_KEY
+    ) -> httpx.Response:
+        """A Refold webhook delivery, signed with `key` as Refold signs them (None: unsigned)."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["x-cobalt-signature"] = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+        return self.http.post(f"{self.url}/refold/webhooks/{route_id}", content=body, headers=headers)
 
     def command(
         self,

@@ -80,7 +80,7 @@ def test_a_mistyped_command_gets_a_did_you_mean() -> None:
     result = run_cli("lokup", EXEC_ID, env={})
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "python -m bot: unknown command 'lokup'. Did you mean `python -m bot lookup`? Commands: audit, check, "
+        "python -m bot: unknown command 'lokup'. Did you mean `python -m bot lookup`? Commands: alerts, audit, check, "
         "connect, disconnect, init, keygen, lookup, queue, rotate-keys, serve, worker."
     )
 

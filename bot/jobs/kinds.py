@@ -125,6 +125,42 @@ class StopJob(JobBase):
     follow_id: str  # the clicked card's follow, new or continuing
 
 
+class AlertJob(JobBase):
+    """A Refold webhook delivery to post in its route's channel (`reply.channel_id`)."""
+
+    kind: Literal["alert"] = "alert"
+    route_id: str
+    event: str  # Refold's event name
+    linked_account_id: str | None = None
+    instance_id: str | None = None  # workflow events
+    workflow_id: str | None = None
+    workflow_name: str | None = None
+    environment: str | None = None  # connection events
+    app: str | None = None  # connection events
+
+
+class StormSummaryJob(JobBase):
+    """Bring one storm summary's counts up to date (one per summary and few seconds, by its key)."""
+
+    kind: Literal["storm"] = "storm"
+    route_id: str
+    summary: str
+
+
+class UnfurlLink(BaseModel):
+    url: str
+    execution_id: str
+
+
+class UnfurlJob(JobBase):
+    """Unfurl the Refold links of one shared message (`reply.channel_id`, `reply.message_ts`)."""
+
+    kind: Literal["unfurl"] = "unfurl"
+    links: list[UnfurlLink]
+    unfurl_id: str | None = None  # links still in the message composer
+    source: str | None = None
+
+
 class FollowedCard(BaseModel):
     """The state of one followed message, kept (sealed) in the follow store between polls."""
 
@@ -149,7 +185,18 @@ class FollowedCard(BaseModel):
 
 
 AnyJob = Annotated[
-    LookupJob | RefreshJob | ShareJob | ShortcutJob | FollowJob | PollJob | UnfollowJob | RerunJob | StopJob,
+    LookupJob
+    | RefreshJob
+    | ShareJob
+    | ShortcutJob
+    | FollowJob
+    | PollJob
+    | UnfollowJob
+    | RerunJob
+    | StopJob
+    | AlertJob
+    | StormSummaryJob
+    | UnfurlJob,
     Field(discriminator="kind"),
 ]
 
@@ -164,6 +211,9 @@ JOB_KINDS: dict[str, type[JobBase]] = {
     "unfollow": UnfollowJob,
     "rerun": RerunJob,
     "stop": StopJob,
+    "alert": AlertJob,
+    "storm": StormSummaryJob,
+    "unfurl": UnfurlJob,
 }
 
 _ADAPTER: TypeAdapter[AnyJob] = TypeAdapter(AnyJob)

@@ -39,6 +39,7 @@ from bot.refold.models import Execution
 log = logging.getLogger(__name__)
 
 EXECUTION_PATH = "/api/v2/public/execution"
+WEBHOOK_PATH = "/api/v2/public/webhook"
 USER_AGENT = "refold-execution-bot/0.1"
 
 
@@ -267,8 +268,11 @@ class RefoldClient:
         *,
         params: dict[str, Any] | None = None,
         idempotent: bool = True,
+        body: dict[str, Any] | None = None,
     ) -> Any:
-        response = await self._send_with_retries(method, creds, path, linked_account_id, params, idempotent)
+        response = await self._send_with_retries(
+            method, creds, path, linked_account_id, params, idempotent, body
+        )
         if not response.content:
             raise MalformedResponse("Refold answered with an empty body", status_code=response.status_code)
         try:
@@ -288,6 +292,7 @@ class RefoldClient:
         linked_account_id: str | None,
         params: dict[str, Any] | None,
         idempotent: bool = True,
+        body: dict[str, Any] | None = None,
     ) -> httpx.Response:
         policy = self._retry
         url = creds.base_url.rstrip("/") + path
@@ -304,7 +309,7 @@ class RefoldClient:
             with attempt:
                 attempt_no += 1
                 await self._admit(creds.fingerprint)
-                return await self._send_once(method, url, path, headers, params, attempt_no)
+                return await self._send_once(method, url, path, headers, params, attempt_no, body)
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
     async def _admit(self, key: str) -> None:
@@ -325,10 +330,11 @@ class RefoldClient:
         headers: dict[str, str],
         params: dict[str, Any] | None,
         attempt_no: int,
+        body: dict[str, Any] | None = None,
     ) -> httpx.Response:
         started = time.perf_counter()
         try:
-            response = await self._http.request(method, url, headers=headers, params=params)
+            response = await self._http.request(method, url, headers=headers, params=params, json=body)
         except httpx.TimeoutException:
             log.warning("refold %s %s timed out (attempt %d)", method, path, attempt_no)
             raise Unreachable("Refold did not answer in time") from None
@@ -354,3 +360,39 @@ class RefoldClient:
                 status_code=response.status_code,
             )
         raise error_for_response(response)
+
+    async def register_webhook(
+        self, creds: RefoldCredentials, url: str, events: list[str], description: str
+    ) -> str:
+        """Subscribe `url` to `events` in the org's environment of these credentials; returns its ID.
+
+        Not idempotent (a retry after a timeout could register it twice): only a 429 is retried.
+        """
+        data = await self._call_json(
+            "POST",
+            creds,
+            WEBHOOK_PATH,
+            None,
+            idempotent=False,
+            body={"webhook_url": url, "webhook_events": events, "webhook_description": description},
+        )
+        webhook_id = data.get("_id") or data.get("id") if isinstance(data, dict) else None
+        if not webhook_id:
+            raise MalformedResponse("Refold registered the webhook but did not say its ID")
+        return str(webhook_id)[:100]
+
+    async def update_webhook(self, creds: RefoldCredentials, webhook_id: str, events: list[str]) -> None:
+        await self._call_json(
+            "PUT",
+            creds,
+            f"{WEBHOOK_PATH}/{quote(webhook_id, safe='')}",
+            None,
+            body={"webhook_events": events},
+        )
+
+    async def delete_webhook(self, creds: RefoldCredentials, webhook_id: str) -> None:
+        """Delete a subscription; one already gone (404) counts as deleted."""
+        try:
+            await self._call_json("DELETE", creds, f"{WEBHOOK_PATH}/{quote(webhook_id, safe='')}", None)
+        except NotFound:
+            log.info("the Refold webhook to delete was already gone")

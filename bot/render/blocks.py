@@ -101,13 +101,16 @@ def render_execution(
     follow: FollowMark | None = None,
     actions: bool = True,
     rerun_of: str | None = None,
+    banner: str | None = None,
 ) -> Card:
-    """`follow`: the card is followed; `actions`: offer Follow, Rerun and Stop where they apply."""
+    """`follow`: the card is followed; `actions`: offer Follow, Rerun and Stop where they apply;
+    `banner`: a line under the header saying why the card is here (an alert)."""
     budget = budget or CardBudget()
     account = linked_account_id or execution.linked_account_id
     following = follow is not None and not execution.is_terminal
     blocks: list[dict[str, Any]] = [
         _header(clip(f"{status_emoji(execution.status)} {_title(execution)}", HEADER_LIMIT)),
+        *([_context(clip(banner, 1500))] if banner else []),
         _context(*_context_items(execution, account, now)),
         _section(_summary(execution, following)),
     ]

@@ -12,6 +12,8 @@ USAGE = (
     "• `/execution status`: show this workspace's Refold connection and its last 5 actions\n"
     "• `/execution connect`: connect Refold credentials (workspace admins)\n"
     "• `/execution disconnect`: remove them (workspace admins)\n"
+    "• `/execution alerts on|off|list`: Refold alerts in this channel as live cards (workspace admins; "
+    "`/execution alerts` for the filters)\n"
     "• `/execution help`: this message\n"
     "You can also open an alert's `⋯` menu and choose *Look up execution*."
 )

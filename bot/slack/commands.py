@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -10,34 +9,35 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
-from bot.jobs.kinds import FollowedCard, FollowJob, LookupJob, Target
-from bot.parse import InvalidCommand, LookupCommand, VerbCommand, parse_command
+from bot.jobs.kinds import FollowJob, LookupJob, Target
+from bot.parse import AlertsCommand, InvalidCommand, LookupCommand, VerbCommand, parse_command
 from bot.refold.credentials import AuthKind, mask_secret
 from bot.render import messages
 from bot.render.errors import describe
-from bot.render.follow import AuditLine, FollowLine, audit_lines, following_list
-from bot.render.modals import connect_view, disconnect_prompt
+from bot.render.follow import AuditLine, audit_lines, following_list
+from bot.render.modals import disconnect_prompt
 from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import inline
 from bot.slack.admins import is_workspace_admin
+from bot.slack.alert_routes import handle_alerts
+from bot.slack.connect_form import open_connect_form
 from bot.slack.dispatch import Dispatcher
+from bot.slack.follow import follow_lines
 from bot.slack.job_context import FollowKit
 from bot.slack.payloads import Interaction, derived_follow_id
 from bot.slack.reply import Reply
 from bot.slack.responder import Responder
 from bot.store.credentials import Scope
 from bot.usecases.actions import ExecutionActions
+from bot.usecases.alerts import AlertService
 from bot.usecases.workspace import CredentialResolver, Workspace
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/execution"
-# The connect form must open within Slack's 3 s trigger window: listing groups gets a slice of it.
-USER_GROUPS_SECONDS = 1.0
 
 
 def register(
@@ -47,6 +47,7 @@ def register(
     resolver: CredentialResolver,
     follows: FollowKit,
     actions: ExecutionActions,
+    alerts: AlertService,
 ) -> None:
     @app.command(COMMAND)
     async def execution_command(
@@ -80,7 +81,9 @@ def register(
             )
             return
         reply = responder.to(client, interaction.reply_target())
-        if parsed.verb == "status":
+        if isinstance(parsed, AlertsCommand):
+            responder.later(handle_alerts(client, reply, interaction, parsed, alerts), "alerts")
+        elif parsed.verb == "status":
             responder.later(_status(resolver, actions, reply, interaction.workspace), "status")
         elif parsed.verb == "following":
             responder.later(_following(follows, reply, interaction.workspace), "following")
@@ -96,19 +99,7 @@ async def _following(follows: FollowKit, reply: Reply, workspace: Workspace) -> 
     except BotError as exc:
         await reply.send(response_type="ephemeral", text=describe(exc))
         return
-    lines = []
-    for _, raw in active:
-        state = FollowedCard.model_validate_json(raw)
-        lines.append(
-            FollowLine(
-                execution_id=state.target.execution_id,
-                name=state.name,
-                status=state.status,
-                requester=state.requester,
-                channel_id=state.card.channel_id,
-                started_at=state.started_at,
-            )
-        )
+    lines = follow_lines(active)
     await reply.send(response_type="ephemeral", text=following_list(lines, time.time()))
 
 
@@ -150,37 +141,8 @@ async def _connect(
     if not await is_workspace_admin(client, interaction.user_id):
         await reply.send(response_type="ephemeral", text=messages.ADMIN_ONLY)
         return
-    users: list[str] = []
-    chosen: list[str] = []
-    try:
-        record = (await resolver.resolve(interaction.workspace)).record
-        if record is not None:
-            users, chosen = record.operator_users, record.operator_groups
-    except BotError:
-        pass  # not connected yet (or unreadable): the form starts empty
-    groups = await _user_groups(client)
-    try:
-        await client.views_open(trigger_id=interaction.trigger_id, view=connect_view(groups, users, chosen))
-    except SlackApiError as exc:
-        log.warning("views.open failed: %s", exc.response.get("error"))
+    if not await open_connect_form(client, interaction.trigger_id, interaction.workspace, resolver):
         await reply.send(response_type="ephemeral", text=messages.CONNECT_FORM_FAILED)
-
-
-async def _user_groups(client: AsyncWebClient) -> list[tuple[str, str]]:
-    """The workspace's user groups for the connect form; none when Slack will not list them."""
-    try:
-        async with asyncio.timeout(USER_GROUPS_SECONDS):
-            response = await client.usergroups_list()
-    except (SlackApiError, TimeoutError) as exc:
-        error = exc.response.get("error") if isinstance(exc, SlackApiError) else "timeout"
-        log.info("user groups not offered in the connect form: usergroups.list %s", error)
-        return []
-    groups = response.get("usergroups") or []
-    return [
-        (str(g["id"]), str(g.get("name") or g.get("handle") or g["id"]))
-        for g in groups
-        if isinstance(g, dict) and g.get("id") and not g.get("date_delete")
-    ]
 
 
 async def _ask_disconnect(client: AsyncWebClient, reply: Reply, user_id: str | None) -> None:

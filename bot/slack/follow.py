@@ -210,6 +210,24 @@ async def _finish(
     log.info("followed run %s ended %s", state.target.execution_id, execution.status)
 
 
+def follow_lines(active: list[tuple[str, bytes]]) -> list[words.FollowLine]:
+    """The follow store's records as list lines (`/execution following`, the App Home)."""
+    lines = []
+    for _, raw in active:
+        state = FollowedCard.model_validate_json(raw)
+        lines.append(
+            words.FollowLine(
+                execution_id=state.target.execution_id,
+                name=state.name,
+                status=state.status,
+                requester=state.requester,
+                channel_id=state.card.channel_id,
+                started_at=state.started_at,
+            )
+        )
+    return lines
+
+
 def target_label(state: FollowedCard) -> str:
     return f"Execution {state.target.execution_id}"
 

@@ -20,6 +20,7 @@ from bot.slack.reply import DELIVERED, Delivery, Reply
 from bot.store.deliveries import Deliveries
 from bot.store.follows import FollowStore
 from bot.usecases.actions import ExecutionActions
+from bot.usecases.alerts import AlertService
 from bot.usecases.lookup import ExecutionLookup, LookupResult
 from bot.usecases.workspace import Workspace
 
@@ -66,24 +67,30 @@ class JobContext:
     http: httpx.AsyncClient
     follows: FollowKit
     actions: ExecutionActions
+    alerts: AlertService
     dashboard_url: str | None = None
 
     @property
     def workspace(self) -> Workspace:
         return self.origin.workspace
 
-    async def fetch(self, target: Target) -> Outcome:
+    async def fetch(self, target: Target, *, patient: bool = False) -> Outcome:
+        """`patient`: nobody is waiting on this answer (an alert), so a Refold rate limit that is
+        spent means trying again later rather than answering "busy"."""
         try:
             result = await self.lookup.lookup(
                 self.origin.workspace, target.execution_id, target.linked_account_id
             )
+            if self.origin.user_id:
+                self.lookup.note_lookup(self.origin.workspace, result, self.origin.user_id)
             return Outcome(result, None)
         except BotError as exc:
             detail = f": {exc}" if exc.transient else ""
             # Our own outage is an operator's problem; a user's wrong ID or Refold's 404 is not.
             level = logging.WARNING if exc.kind is ErrorKind.STORE_UNAVAILABLE else logging.INFO
             log.log(level, "lookup of %s failed: %s%s", target.execution_id[:40], type(exc).__name__, detail)
-            if exc.transient and not self.final_attempt:
+            retry = exc.transient or (patient and exc.kind is ErrorKind.BUSY)
+            if retry and not self.final_attempt:
                 raise RetryLater(exc.kind.value) from None
             return Outcome(None, describe(exc))
         except Exception as exc:
@@ -99,6 +106,7 @@ class JobContext:
         follow: FollowMark | None = None,
         rerun_of: str | None = None,
         note: str | None = None,
+        banner: str | None = None,
     ) -> Card:
         return render_execution(
             result.execution,
@@ -111,6 +119,7 @@ class JobContext:
             follow=follow,
             rerun_of=rerun_of,
             note=note,
+            banner=banner,
         )
 
     async def once(
@@ -135,9 +144,10 @@ class JobContext:
 
 
 async def post_in_thread(
-    client: AsyncWebClient, channel: str, thread_ts: str, render: Callable[[CardBudget], Card]
+    client: AsyncWebClient, channel: str, thread_ts: str | None, render: Callable[[CardBudget], Card]
 ) -> Delivery:
-    """Post a card in a thread, shrinking it if Slack says it is too big; not ok: can't post here.
+    """Post a card in a thread (or, without `thread_ts`, in the channel), shrinking it if Slack says
+    it is too big; not ok: can't post there, with Slack's error and whether a retry could help.
 
     Delivered with the message's `ts` as its detail, so the card can be followed with chat.update.
     """
@@ -149,17 +159,18 @@ async def post_in_thread(
                 channel=channel,
                 thread_ts=thread_ts,
                 text=card.text,
-                blocks=card.blocks,
+                blocks=card.blocks or None,
                 unfurl_links=False,
                 unfurl_media=False,
             )
             return Delivery(True, ts=str(response.get("ts") or "") or None)
         except SlackApiError as exc:
-            error = exc.response.get("error")
+            error = str(exc.response.get("error") or "")
             if error in TOO_LONG_ERRORS:
                 log.warning("card rejected as %s; retrying smaller", error)
                 budget = budget.smaller()
                 continue
-            log.info("cannot post in thread (%s); answering ephemerally", error)
-            return Delivery(False)
+            log.info("cannot post the card (%s)", error)
+            transient = error == "ratelimited" or exc.response.status_code >= 500
+            return Delivery(False, transient=transient, error=error)
     return Delivery(False)

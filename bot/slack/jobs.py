@@ -14,7 +14,7 @@ from typing import Any
 from bot.jobs.kinds import AnyJob, LookupJob, RefreshJob, ShareJob, ShortcutJob
 from bot.render import messages
 from bot.render.blocks import Card, CardBudget, with_refresh_note
-from bot.slack import follow, operate
+from bot.slack import alerts, follow, operate, unfurl_job
 from bot.slack.job_context import JobContext, post_in_thread
 from bot.slack.reply import Delivery
 from bot.usecases.lookup import LookupResult
@@ -118,6 +118,9 @@ HANDLERS: dict[str, Handler] = {
     "unfollow": follow.run_unfollow,
     "rerun": operate.run_rerun,
     "stop": operate.run_stop,
+    "alert": alerts.run_alert,
+    "storm": alerts.run_storm_summary,
+    "unfurl": unfurl_job.run_unfurl,
 }
 
 

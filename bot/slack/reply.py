@@ -24,6 +24,7 @@ class Delivery:
     ok: bool
     transient: bool = False
     ts: str | None = None  # the posted message, when Slack said which
+    error: str | None = None  # Slack's error code, when it refused
 
     def __bool__(self) -> bool:
         return self.ok

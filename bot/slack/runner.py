@@ -23,6 +23,7 @@ from bot.slack.reply import Reply
 from bot.store.deliveries import Deliveries
 from bot.store.errors import StoreUnavailable
 from bot.usecases.actions import ExecutionActions
+from bot.usecases.alerts import AlertService
 from bot.usecases.lookup import ExecutionLookup
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,11 @@ class JobRunner:
         deliveries: Deliveries,
         follows: FollowKit,
         actions: ExecutionActions,
+        alerts: AlertService,
         clock: Callable[[], datetime] = utc_now,
         dashboard_url: str | None = None,
     ) -> None:
+        self._alerts = alerts
         self._follows = follows
         self._actions = actions
         self._lookup = lookup
@@ -80,6 +83,7 @@ class JobRunner:
             http=self._http,
             follows=self._follows,
             actions=self._actions,
+            alerts=self._alerts,
             dashboard_url=self._dashboard_url,
         )
         await handle(context, job)

@@ -75,3 +75,33 @@ def audit(workspace: str) -> str:
 def action_done(action: str) -> str:
     """Set once a rerun or stop reached Refold, so a re-run job does not send it again."""
     return f"{NAMESPACE}:action-done:{action}"
+
+
+def alert_route(route_id: str) -> str:
+    """One alert route: where a Refold webhook's events go, and which ones (JSON)."""
+    return f"{NAMESPACE}:route:{route_id}"
+
+
+def alert_routes_of(workspace: str) -> str:
+    """A workspace's alert routes: a hash of channel ID to route ID (one route per channel)."""
+    return f"{NAMESPACE}:routes:{workspace}"
+
+
+def seen(kind: str, name: str) -> str:
+    """Set by the first delivery of a webhook event or a Slack event, so a redelivery acts once."""
+    return f"{NAMESPACE}:seen:{kind}:{name}"
+
+
+def storm(route_id: str) -> str:
+    """A route's alert rhythm: when the last alert came, and the summary of the storm under way."""
+    return f"{NAMESPACE}:storm:{route_id}"
+
+
+def storm_counts(route_id: str, summary: str) -> str:
+    """How many alerts of each workflow one storm summary stands for (a hash)."""
+    return f"{NAMESPACE}:storm-counts:{route_id}:{summary}"
+
+
+def recent_lookups(workspace: str) -> str:
+    """A workspace's latest lookups, newest first (a capped list), for its App Home."""
+    return f"{NAMESPACE}:recent:{workspace}"

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
@@ -23,6 +24,7 @@ from bot.refold.models import Execution
 from bot.store.errors import StoreUnavailable
 from bot.store.executions import LEASE_SECONDS, ExecutionCache, FetchLease, flight_key
 from bot.store.known_accounts import KnownAccounts
+from bot.store.recent import RecentLookup, RecentLookups
 from bot.tasks import BackgroundTasks
 from bot.usecases.workspace import CredentialResolver, ResolvedCredentials, Workspace
 
@@ -50,7 +52,9 @@ class ExecutionLookup:
         known_accounts: KnownAccounts,
         redis: aioredis.Redis,
         cache: ExecutionCache,
+        recent: RecentLookups | None = None,
     ) -> None:
+        self._recent = recent
         self._resolver = resolver
         self._client = client
         self._known = known_accounts
@@ -138,6 +142,35 @@ class ExecutionLookup:
             request_id=missing.request_id,
             searched=candidates,
         )
+
+    def note_lookup(self, workspace: Workspace, result: LookupResult, user_id: str | None) -> None:
+        """Remember a person's lookup for the workspace's App Home, after the reply."""
+        if self._recent is None:
+            return
+        execution = result.execution
+        entry = RecentLookup(
+            execution_id=execution.id or "?",
+            name=execution.name,
+            status=execution.status,
+            user_id=user_id,
+            at=datetime.now(UTC),
+        )
+        self.bookkeeping.spawn(self._note(workspace.label, entry), "recent")
+
+    async def _note(self, workspace: str, entry: RecentLookup) -> None:
+        if self._recent is None:
+            return
+        try:
+            await self._recent.add(workspace, entry)
+        except StoreUnavailable:
+            log.warning("could not record a recent lookup: Redis unavailable")
+
+    async def recent(self, workspace: Workspace, count: int = 10) -> list[RecentLookup]:
+        return await self._recent.latest(workspace.label, count) if self._recent else []
+
+    async def forget_recent(self, workspace: Workspace) -> None:
+        if self._recent is not None:
+            await self._recent.forget(workspace.label)
 
     async def _remember(self, scope: str, scope_id: str, account: str) -> None:
         try:

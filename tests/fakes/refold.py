@@ -35,6 +35,18 @@ LEGACY_401 = """{
 }"""
 
 
+# The events Refold's webhook taxonomy documents (refold-api/webhooks.mdx).
+WEBHOOK_EVENTS = frozenset(
+    {
+        "Connection Created",
+        "Connection Deleted",
+        "Connection Expired",
+        "Workflow Completed",
+        "Workflow Errored",
+    }
+)
+
+
 @dataclass
 class Fault:
     """One programmed answer, served instead of the real one `times` times."""
@@ -153,6 +165,8 @@ class FakeRefold(LoopbackServer):
         # then COMPLETED), and (old, new) IDs are recorded.
         self.rerun_progression: list[dict[str, Any]] | None = None
         self.reruns: list[tuple[str, str]] = []
+        # Webhook subscriptions (registerWebhook), by ID, as the bot registered them.
+        self.webhooks: dict[str, dict[str, Any]] = {}
 
     # --- programming ---------------------------------------------------
 
@@ -184,6 +198,7 @@ class FakeRefold(LoopbackServer):
             self.requests.clear()
             self.rerun_progression = None
             self.reruns.clear()
+            self.webhooks.clear()
 
     def count(self, endpoint: str) -> int:
         with self.lock:
@@ -198,6 +213,10 @@ class FakeRefold(LoopbackServer):
         app.router.add_post("/api/v2/public/execution/{execution_id}/rerun", self._rerun)
         app.router.add_post("/api/v2/public/execution/{execution_id}/stop", self._stop)
         app.router.add_post("/api/v2/public/session-token", self._session_token)
+        app.router.add_get("/api/v2/public/webhook", self._list_webhooks)
+        app.router.add_post("/api/v2/public/webhook", self._register_webhook)
+        app.router.add_put("/api/v2/public/webhook/{webhook_id}", self._update_webhook)
+        app.router.add_delete("/api/v2/public/webhook/{webhook_id}", self._delete_webhook)
         return app
 
     @web.middleware
@@ -341,6 +360,77 @@ class FakeRefold(LoopbackServer):
             stored.document = stopping
         return web.json_response({"message": "Stopping instance"})
 
+    def _org_auth(self, request: web.Request) -> web.Response | None:
+        """Webhooks are org-level: an org API key (or a linked account's token) is enough."""
+        auth = request.headers.get("Authorization", "")
+        with self.lock:
+            known = request.headers.get("x-api-key") in self.api_keys or (
+                auth.startswith("Bearer ") and auth.removeprefix("Bearer ") in self.session_tokens
+            )
+        return None if known else web.Response(status=401, text=LEGACY_401, content_type="application/json")
+
+    async def _list_webhooks(self, request: web.Request) -> web.Response:
+        refused = self._org_auth(request)
+        if refused is not None:
+            return refused
+        with self.lock:
+            return web.json_response(list(self.webhooks.values()))
+
+    async def _register_webhook(self, request: web.Request) -> web.Response:
+        refused = self._org_auth(request)
+        if refused is not None:
+            return refused
+        body = await request.json()
+        url, events = body.get("webhook_url"), body.get("webhook_events")
+        if (
+            not isinstance(url, str)
+            or not url.startswith(("http://", "https://"))
+            or not isinstance(events, list)
+            or not events
+            or any(e not in WEBHOOK_EVENTS for e in events)
+        ):
+            return web.json_response(
+                {"status_code": 400, "error_code": "BAD_REQUEST", "message": "Invalid webhook"}, status=400
+            )
+        webhook_id = uuid.uuid4().hex[:24]
+        record = {
+            "_id": webhook_id,
+            "org_id": "6500a1b2c3d4e5f6a7b8c9d0",
+            "environment": "test",
+            "is_enabled": True,
+            "webhook_events": events,
+            "webhook_url": url,
+            "webhook_description": body.get("webhook_description", ""),
+            "method": "POST",
+            "webhook_type": "default",
+        }
+        with self.lock:
+            self.webhooks[webhook_id] = record
+        return web.json_response(record)
+
+    async def _update_webhook(self, request: web.Request) -> web.Response:
+        refused = self._org_auth(request)
+        if refused is not None:
+            return refused
+        body = await request.json()
+        with self.lock:
+            record = self.webhooks.get(request.match_info["webhook_id"])
+            if record is None:
+                return web.json_response({**NOT_FOUND, "message": "Webhook not found"}, status=404)
+            record.update(
+                {k: v for k, v in body.items() if k in ("webhook_events", "webhook_url", "is_enabled")}
+            )
+            return web.json_response(record)
+
+    async def _delete_webhook(self, request: web.Request) -> web.Response:
+        refused = self._org_auth(request)
+        if refused is not None:
+            return refused
+        with self.lock:
+            if self.webhooks.pop(request.match_info["webhook_id"], None) is None:
+                return web.json_response({**NOT_FOUND, "message": "Webhook not found"}, status=404)
+            return web.json_response(list(self.webhooks.values()))
+
     async def _session_token(self, request: web.Request) -> web.Response:
         with self.lock:
             known = request.headers.get("x-api-key") in self.api_keys
@@ -372,6 +462,8 @@ def _endpoint_name(request: web.Request) -> str:
         return "stop"
     if path.endswith("/session-token"):
         return "session_token"
+    if path.startswith("/api/v2/public/webhook"):
+        return "webhook"
     if path == "/api/v2/public/execution":
         return "list"
     if path.startswith("/api/v2/public/execution/"):

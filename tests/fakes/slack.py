@@ -61,6 +61,8 @@ class FakeSlack(LoopbackServer):
         # Socket Mode: envelopes to push to a connected client, and what it sent back.
         self.socket_outbox: list[dict[str, Any]] = []
         self.socket_inbox: list[dict[str, Any]] = []
+        # Channels the bot is not a member of (private ones it was not invited to): posts there fail.
+        self.not_member: set[str] = set()
         self._ts = itertools.count(1)
 
     def reset(self) -> None:
@@ -80,6 +82,7 @@ class FakeSlack(LoopbackServer):
             self._response_url_uses.clear()
             self.socket_outbox.clear()
             self.socket_inbox.clear()
+            self.not_member.clear()
 
     # --- programming and reading ----------------------------------------------
 
@@ -224,6 +227,8 @@ class FakeSlack(LoopbackServer):
             return {"ok": True, "users": list(found[1])}
         if method in ("views.open", "views.update", "views.push"):
             return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **(args.get("view") or {})}}
+        if method in ("chat.postMessage", "chat.update") and args.get("channel") in self.not_member:
+            return {"ok": False, "error": "not_in_channel"}
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}

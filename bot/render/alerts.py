@@ -1,0 +1,178 @@
+"""Words about alert routes and the alerts they post. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.render.text import clip, escape_mrkdwn, format_time, inline, plural
+
+ALERTS_USAGE = (
+    "*Send Refold alerts to this channel* (workspace admins)\n"
+    "• `/execution alerts on [errored|completed|all] [env:production|test] [workflow:<name or id>]`: "
+    "post Refold's workflow alerts here as live cards (default: errored runs of every workflow and "
+    "environment); run it again to change the filters\n"
+    "• `/execution alerts off`: stop them in this channel\n"
+    "• `/execution alerts list`: every channel that gets alerts"
+)
+ALERTS_ADMIN_ONLY = (
+    ":lock: Only workspace admins and owners can change where Refold alerts go. Ask one of them."
+)
+NO_ROUTE_HERE = "This channel gets no Refold alerts; nothing to turn off."
+NO_ROUTES = "No channel in this workspace gets Refold alerts. Run `/execution alerts on` in one."
+MAX_SUMMARY_WORKFLOWS = 15
+NEEDS_CHANNEL = ":warning: Run `/execution alerts on` in the channel that should get the alerts."
+
+
+@dataclass(frozen=True)
+class RouteView:
+    channel_id: str
+    events: str  # errored | completed | all
+    environment: str | None
+    workflow: str | None
+    registered: bool  # subscribed in Refold by the bot
+    created_by: str | None
+
+
+def filters_text(events: str, environment: str | None, workflow: str | None) -> str:
+    what = {"errored": "errored runs", "completed": "completed runs", "all": "errored and completed runs"}
+    where = f"*{inline(environment, 20)}*" if environment else "every environment"
+    which = f"workflow *{inline(workflow, 80)}*" if workflow else "every workflow"
+    return f"{what.get(events, events)} · {where} · {which}"
+
+
+def route_line(route: RouteView) -> str:
+    via = "subscribed in Refold" if route.registered else "webhook added by hand"
+    return f"<#{inline(route.channel_id, 20)}>: {filters_text(route.events, route.environment, route.workflow)} · {via}"
+
+
+def routes_list(routes: Sequence[RouteView]) -> str:
+    if not routes:
+        return NO_ROUTES
+    lines = [f"• {route_line(r)}" for r in routes[:50]]
+    more = f"\n…and {plural(len(routes) - 50, 'more channel')}" if len(routes) > 50 else ""
+    return f"*Channels that get Refold alerts* ({len(routes)})\n" + "\n".join(lines) + more
+
+
+def turned_on(
+    route: RouteView,
+    route_id: str,
+    *,
+    created: bool,
+    url: str | None,
+    registered: bool,
+    register_error: str | None,
+    signed: bool,
+    posted_here: bool,
+) -> str:
+    verb = "are on" if created else "now post"
+    lines = [
+        f":white_check_mark: Refold alerts {verb} in <#{inline(route.channel_id, 20)}>: "
+        f"{filters_text(route.events, route.environment, route.workflow)}."
+    ]
+    if registered:
+        lines.append("The webhook is subscribed in Refold: nothing else to do.")
+    elif url is not None:
+        lines.append(
+            f":warning: Refold would not subscribe the webhook ({register_error}). Add it by hand in the "
+            f"Refold Console, *Developer > Webhooks*: URL `{url}`, events *Workflow Errored*, "
+            "*Workflow Completed* and *Connection Expired*."
+        )
+    else:
+        lines.append(
+            "Add the webhook in the Refold Console, *Developer > Webhooks*, with the events "
+            "*Workflow Errored*, *Workflow Completed* and *Connection Expired*, and this URL, with "
+            "your bot's public address in front (or set `PUBLIC_URL` and the bot subscribes it itself):\n"
+            f"`<your bot's URL>/refold/webhooks/{inline(route_id, 40)}`"
+        )
+    if not signed:
+        lines.append(
+            "_This workspace is connected with a session token, so deliveries cannot be checked against "
+            "an API key's signature: keep the webhook URL private._"
+        )
+    if not posted_here:
+        lines.append(
+            ":warning: I am not in this channel, so alerts cannot arrive here yet: invite me with "
+            "`/invite @refold-executions`. Nothing else needs doing."
+        )
+    return "\n".join(lines)
+
+
+def turned_off(channel_id: str, unregister_error: str | None) -> str:
+    text = f":no_bell: Refold alerts are off in <#{inline(channel_id, 20)}>."
+    if unregister_error:
+        text += (
+            f"\n:warning: Refold would not delete the webhook subscription ({unregister_error}); "
+            "remove it in the Refold Console, *Developer > Webhooks*. Its deliveries are refused meanwhile."
+        )
+    return text
+
+
+def announcement(who: str | None, route: RouteView) -> str:
+    by = f"<@{inline(who, 30)}> turned on " if who else ""
+    return (
+        f":bell: {by}Refold alerts for this channel: "
+        f"{filters_text(route.events, route.environment, route.workflow)}. Each arrives as a live card."
+    )
+
+
+def alert_banner(event: str, linked_account_id: str | None) -> str:
+    account = f" · linked account *{inline(linked_account_id, 120)}*" if linked_account_id else ""
+    return f":rotating_light: Refold alert: *{inline(event, 40)}*{account}"
+
+
+def unfetched_alert(
+    event: str, instance_id: str, workflow_name: str | None, linked_account_id: str | None, reason: str
+) -> str:
+    name = f"*{inline(workflow_name, 120)}*" if workflow_name else "A workflow"
+    account = f" for linked account *{inline(linked_account_id, 120)}*" if linked_account_id else ""
+    return (
+        f":rotating_light: Refold alert: {name}{account}: *{inline(event, 40)}* "
+        f"(`{inline(instance_id, 40)}`). The run could not be shown: {clip(reason, 500)} "
+        f"Try `/execution {inline(instance_id, 40)}` in a moment."
+    )
+
+
+def connection_expired(app: str | None, linked_account_id: str | None, environment: str | None) -> str:
+    what = f"*{inline(app, 60)}*" if app else "an app"
+    account = f"*{inline(linked_account_id, 120)}*" if linked_account_id else "a linked account"
+    env = f" ({inline(environment, 20)})" if environment else ""
+    return (
+        f":electric_plug: Refold connection expired: {what} for linked account {account}{env}. "
+        "Its workflows will fail until the customer reconnects; ask them to re-authenticate."
+    )
+
+
+def storm_summary(counts: dict[str, int], since: datetime) -> str:
+    """ "Alert storm since 10:02 UTC: 17 executions errored: 14 in Nightly sync, 3 in Export contact"."""
+    by_event: dict[str, list[tuple[int, str]]] = {}
+    for label, count in counts.items():
+        event, _, workflow = label.partition("\x1f")
+        by_event.setdefault(event, []).append((count, workflow or "an unnamed workflow"))
+    parts = []
+    for event, items in sorted(by_event.items()):
+        items.sort(key=lambda item: (-item[0], item[1]))
+        total = sum(count for count, _ in items)
+        head = f"*{total}* {'execution' if total == 1 else 'executions'} {inline(event, 20)}"
+        named = [f"*{escape_mrkdwn(clip(name, 80))}*" for _, name in items[:MAX_SUMMARY_WORKFLOWS]]
+        if len(items) == 1:
+            parts.append(f"{head} in {named[0]}")
+            continue
+        shown = ", ".join(f"*{count}* in {name}" for (count, _), name in zip(items, named, strict=False))
+        more = len(items) - MAX_SUMMARY_WORKFLOWS
+        parts.append(f"{head}: {shown}" + (f", and {plural(more, 'more workflow')}" if more > 0 else ""))
+    body = "; ".join(parts) or "alerts are arriving"
+    return clip(
+        f":rotating_light: *Alert storm* since {format_time(since)}: {body}. "
+        "Each execution's card is in this thread; this message updates as more arrive.",
+        2900,
+    )
+
+
+def not_in_channel(channel_id: str) -> str:
+    return (
+        f":warning: A Refold alert could not be posted in <#{inline(channel_id, 20)}>: I am not a member "
+        "of that channel. Invite me there with `/invite @refold-executions`, or turn its alerts off with "
+        "`/execution alerts off`. (I'll say this once.)"
+    )

@@ -1,0 +1,270 @@
+"""Alert routes and webhook deliveries: which channel gets which Refold events, and whether one
+delivery is acted on (signed, known, wanted, not seen before)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.errors import BotError
+from bot.refold.client import RefoldClient
+from bot.refold.credentials import AuthKind
+from bot.refold.webhooks import (
+    Delivery,
+    UnreadableDelivery,
+    WebhookEvent,
+    read_delivery,
+    signature_valid,
+)
+from bot.store.alert_routes import AlertEvents, AlertRoute, AlertRouteStore, new_route_id
+from bot.store.audit import AuditEntry, AuditLog
+from bot.store.errors import NotConnected, StoreUnavailable
+from bot.store.seen import SeenDeliveries
+from bot.store.storm import StormDecision, StormStore
+from bot.usecases.workspace import CredentialResolver, Workspace
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/refold/webhooks/"
+MAX_BODY_BYTES = 64 * 1024
+STORM_WINDOW_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RouteFilters:
+    events: AlertEvents = AlertEvents.ERRORED
+    environment: str | None = None
+    workflow: str | None = None
+
+
+def subscribed_events(events: AlertEvents) -> list[str]:
+    """What a route subscribes to in Refold: its workflow events, and expiring connections always."""
+    chosen = {
+        AlertEvents.ERRORED: [WebhookEvent.WORKFLOW_ERRORED],
+        AlertEvents.COMPLETED: [WebhookEvent.WORKFLOW_COMPLETED],
+        AlertEvents.ALL: [WebhookEvent.WORKFLOW_ERRORED, WebhookEvent.WORKFLOW_COMPLETED],
+    }[events]
+    return [e.value for e in [*chosen, WebhookEvent.CONNECTION_EXPIRED]]
+
+
+@dataclass(frozen=True)
+class TurnedOn:
+    route: AlertRoute
+    created: bool  # False: the channel's route was updated
+    url: str | None  # the webhook URL, when PUBLIC_URL says where the bot is
+    registered: bool  # subscribed in Refold by the bot
+    register_error: BotError | None
+    signed: bool  # deliveries are checked against the API key
+
+
+@dataclass(frozen=True)
+class TurnedOff:
+    route: AlertRoute | None
+    unregister_error: BotError | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the webhook endpoint answers, and what (if anything) is to be posted."""
+
+    status: int
+    reason: str
+    route: AlertRoute | None = None
+    delivery: Delivery | None = None
+
+
+class AlertService:
+    def __init__(
+        self,
+        routes: AlertRouteStore,
+        seen: SeenDeliveries,
+        storm: StormStore,
+        resolver: CredentialResolver,
+        refold: RefoldClient,
+        audit: AuditLog,
+        public_url: str | None,
+    ) -> None:
+        self.routes = routes
+        self._seen = seen
+        self._storm = storm
+        self._resolver = resolver
+        self._refold = refold
+        self._audit = audit
+        self._public_url = public_url
+
+    def webhook_url(self, route_id: str) -> str | None:
+        return f"{self._public_url}{WEBHOOK_PATH}{route_id}" if self._public_url else None
+
+    # --- routes -----------------------------------------------------------------
+
+    async def turn_on(
+        self, workspace: Workspace, channel_id: str, filters: RouteFilters, who: str | None
+    ) -> TurnedOn:
+        """Create the channel's route, or change its filters; subscribe it in Refold when the bot
+        knows its public URL. Raises NotConnected before creating anything."""
+        resolved = await self._resolver.resolve(workspace)
+        existing = await self.routes.for_channel(workspace.label, channel_id)
+        route = AlertRoute(
+            route_id=existing.route_id if existing else new_route_id(),
+            team_id=workspace.team_id,
+            enterprise_id=workspace.enterprise_id,
+            channel_id=channel_id,
+            events=filters.events,
+            environment=filters.environment,
+            workflow=filters.workflow,
+            created_by=existing.created_by if existing and existing.created_by else who,
+            created_at=existing.created_at if existing else datetime.now(UTC),
+            refold_webhook_id=existing.refold_webhook_id if existing else None,
+        )
+        url = self.webhook_url(route.route_id)
+        error: BotError | None = None
+        if url is not None:
+            events = subscribed_events(filters.events)
+            creds = resolved.credentials
+            try:
+                if route.refold_webhook_id:
+                    try:
+                        await self._refold.update_webhook(creds, route.refold_webhook_id, events)
+                    except BotError as exc:
+                        log.info(
+                            "updating the route's Refold webhook failed (%s); registering anew", exc.kind
+                        )
+                        route.refold_webhook_id = None
+                if route.refold_webhook_id is None:
+                    route.refold_webhook_id = await self._refold.register_webhook(
+                        creds, url, events, f"Slack alerts ({workspace.label}/{channel_id})"
+                    )
+            except BotError as exc:
+                log.warning("registering an alert route's webhook in Refold failed: %s", exc.kind.value)
+                error = exc
+        await self.routes.save(workspace.label, route)
+        await self._record(workspace, who, "alerts on", f"<#{channel_id}>")
+        log.info("alert route %s… %s for a channel", route.route_id[:6], "updated" if existing else "created")
+        return TurnedOn(
+            route=route,
+            created=existing is None,
+            url=url,
+            registered=route.refold_webhook_id is not None and error is None,
+            register_error=error,
+            signed=resolved.credentials.kind is AuthKind.API_KEY,
+        )
+
+    async def turn_off(self, workspace: Workspace, channel_id: str, who: str | None) -> TurnedOff:
+        route = await self.routes.for_channel(workspace.label, channel_id)
+        if route is None:
+            return TurnedOff(None)
+        return await self.remove(workspace, route, who)
+
+    async def remove(self, workspace: Workspace, route: AlertRoute, who: str | None) -> TurnedOff:
+        """Delete a route, and its Refold subscription if the bot made one."""
+        error: BotError | None = None
+        if route.refold_webhook_id:
+            try:
+                creds = (await self._resolver.resolve(workspace)).credentials
+                await self._refold.delete_webhook(creds, route.refold_webhook_id)
+            except BotError as exc:
+                log.warning("deleting an alert route's Refold webhook failed: %s", exc.kind.value)
+                error = exc
+        await self.routes.delete(workspace.label, route)
+        await self._record(workspace, who, "alerts off", f"<#{route.channel_id}>")
+        log.info("alert route %s… removed", route.route_id[:6])
+        return TurnedOff(route, error)
+
+    async def of_workspace(self, workspace: Workspace) -> list[AlertRoute]:
+        return await self.routes.of_workspace(workspace.label)
+
+    async def forget(self, workspace: Workspace) -> None:
+        """The workspace uninstalled: its routes go (their Refold subscriptions are left to Refold,
+        whose deliveries now find no route and get 404)."""
+        await self.routes.forget(workspace.label)
+
+    async def _record(self, workspace: Workspace, who: str | None, action: str, detail: str) -> None:
+        try:
+            await self._audit.append(
+                workspace.label,
+                AuditEntry(
+                    at=datetime.now(UTC),
+                    who=who or "cli",
+                    action=action,
+                    execution_id="",
+                    result="ok",
+                    detail=detail,
+                ),
+            )
+        except StoreUnavailable:
+            log.warning("could not record %s in the audit log: Redis unavailable", action)
+
+    # --- deliveries ------------------------------------------------------------
+
+    async def accept(self, route_id: str, body: bytes, signature: str | None) -> Verdict:
+        """Decide a delivery: 404 unknown route, 401 bad signature, 400 unreadable, 200 otherwise
+        (with the delivery when it is to be posted). Raises StoreUnavailable when Redis is away."""
+        route = await self.routes.get(route_id)
+        if route is None:
+            return Verdict(404, "unknown route")
+        workspace = Workspace(route.team_id, route.enterprise_id)
+        try:
+            creds = (await self._resolver.resolve(workspace)).credentials
+        except NotConnected:
+            return Verdict(403, "the route's workspace is not connected to Refold")
+        if creds.kind is AuthKind.API_KEY and not signature_valid(
+            body, signature, creds.secret.get_secret_value()
+        ):
+            return Verdict(401, "invalid or missing x-cobalt-signature")
+        try:
+            delivery = read_delivery(body)
+        except UnreadableDelivery as exc:
+            return Verdict(400, str(exc))
+        if not wanted(route, delivery):
+            return Verdict(200, "not an event this route posts", route)
+        if not await self._seen.claim(f"webhook:{route.route_id}", delivery.dedupe_name):
+            return Verdict(200, "already received", route)
+        return Verdict(200, "accepted", route, delivery)
+
+    async def release(self, route: AlertRoute, delivery: Delivery) -> None:
+        """The delivery could not be handed on: let Refold's retry of it be taken."""
+        await self._seen.release(f"webhook:{route.route_id}", delivery.dedupe_name)
+
+    async def arrive(self, route: AlertRoute, alert: str, label: str, now: float) -> StormDecision:
+        return await self._storm.arrive(route.route_id, alert, label, now=now, window=STORM_WINDOW_SECONDS)
+
+    async def summary_posted(self, route: AlertRoute, summary: str, ts: str) -> None:
+        await self._storm.summary_posted(route.route_id, summary, ts)
+
+    async def summary(self, route: AlertRoute, summary: str) -> tuple[str, float]:
+        return await self._storm.summary(route.route_id, summary)
+
+    async def storm_counts(self, route: AlertRoute, summary: str) -> dict[str, int]:
+        return await self._storm.counts(route.route_id, summary)
+
+    async def first_notice(self, route: AlertRoute, what: str) -> bool:
+        """True once per route and `what`: a problem its creator is told about once."""
+        return await self._seen.claim(f"told:{route.route_id}", what)
+
+
+def wanted(route: AlertRoute, delivery: Delivery) -> bool:
+    """Does the route post this event? The environment of a workflow event is known only once the
+    execution is fetched, so that part is checked by `environment_wanted` later."""
+    event = delivery.event
+    if event is WebhookEvent.CONNECTION_EXPIRED:
+        return environment_wanted(route, delivery.environment)
+    if event is WebhookEvent.WORKFLOW_ERRORED:
+        if route.events is AlertEvents.COMPLETED:
+            return False
+    elif event is WebhookEvent.WORKFLOW_COMPLETED:
+        if route.events is AlertEvents.ERRORED:
+            return False
+    else:
+        return False
+    if route.workflow:
+        wanted_name = route.workflow.casefold()
+        return wanted_name in {
+            (delivery.workflow_id or "").casefold(),
+            (delivery.workflow_name or "").casefold(),
+        }
+    return True
+
+
+def environment_wanted(route: AlertRoute, environment: str | None) -> bool:
+    return route.environment is None or (environment or "").lower() == route.environment
