@@ -161,6 +161,7 @@ def _secrets(settings: Settings) -> list[str | None]:
         settings.slack_app_token,
         settings.refold_api_key,
         settings.credentials_key,
+        settings.metrics_token,
     ]
     out = [v.get_secret_value() if v else None for v in values]
     out.extend(settings.credential_keys)

@@ -15,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot import metrics
 from bot.container import Container
 from bot.logs import bind_request
+from bot.metrics_http import metrics_endpoint
 from bot.render.messages import NOT_INSTALLED
 from bot.settings import SlackMode
-from bot.slack import actions, commands, connect, home, lifecycle, output, shortcuts, unfurls
+from bot.slack import actions, commands, connect, home, lifecycle, output, redelivery, shortcuts, unfurls
 from bot.slack.authorize import RotationSafeAuthorize
 from bot.slack.oauth import oauth_settings
 from bot.slack.payloads import sketch
@@ -41,9 +43,7 @@ def register_surfaces(app: AsyncApp, c: Container) -> None:
     output.register(app, c.responder, c.lookup)
     connect.register(app, c.responder, c.connect)
     lifecycle.register(app, c.connect, c.installations, c.alerts, c.lookup)
-    unfurls.register(
-        app, c.dispatcher, c.seen, c.settings.refold_unfurl_domains, c.settings.refold_dashboard_url
-    )
+    unfurls.register(app, c.dispatcher, c.settings.refold_unfurl_domains, c.settings.refold_dashboard_url)
     home.register(app, c.responder, home.HomeSources(c.resolver, c.lookup, c.follows, c.alerts))
 
 
@@ -89,6 +89,7 @@ def build_app(c: Container) -> AsyncApp:
         bind_request(context.team_id or context.enterprise_id)
         await next()
 
+    redelivery.register(app, c.seen)
     register_surfaces(app, c)
     return app
 
@@ -102,6 +103,10 @@ def build_web(c: Container, app: AsyncApp) -> Starlette:
     handler = AsyncSlackRequestHandler(app)
 
     async def slack_events(request: Request) -> Response:
+        with metrics.timed(metrics.ACK_SECONDS):
+            return await answer_slack(request)
+
+    async def answer_slack(request: Request) -> Response:
         if await read_capped(request, MAX_BODY_BYTES) is None:
             log.warning("refused a request of more than %d bytes on /slack/events", MAX_BODY_BYTES)
             return Response("request body too large", status_code=413)
@@ -146,6 +151,7 @@ def build_web(c: Container, app: AsyncApp) -> Starlette:
             Route("/slack/oauth_redirect", slack_oauth, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/refold/webhooks/{route_id}", webhook_endpoint(c), methods=["POST"]),
+            Route("/metrics", metrics_endpoint(c), methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -8,7 +8,9 @@ import sys
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import redis.asyncio as aioredis
 from pydantic import SecretStr
+from redis.exceptions import RedisError
 
 from bot.container import Container, build_container, fallback_credentials
 from bot.errors import BotError, ErrorKind
@@ -24,7 +26,7 @@ from bot.render.terminal import execution_summary
 from bot.settings import Settings, inspect_settings
 from bot.store.credentials import Scope
 from bot.store.errors import StoreUnavailable
-from bot.store.redis import make_redis, ping_problem, safe_url
+from bot.store.redis import make_redis, ping_problem, safe_url, server_facts
 from bot.usecases.connect import ConnectRequest
 from bot.usecases.workspace import Workspace
 
@@ -192,6 +194,9 @@ async def check(args: argparse.Namespace) -> int:
         where = safe_url(settings.redis_url.get_secret_value())
         cause = await ping_problem(redis)
         line("redis", cause is None, f"answers PING at {where}" if cause is None else f"{where}: {cause}")
+        if cause is None:
+            for mark, detail in await _redis_durability(redis):
+                print(f"{mark} redis: {detail}")
         line(*await _check_slack(settings))
         creds = fallback_credentials(settings)
         if creds is None:
@@ -206,6 +211,30 @@ async def check(args: argparse.Namespace) -> int:
         await http.aclose()
         await redis.aclose()
     return 0 if ok else EXIT_FAILED
+
+
+async def _redis_durability(redis: aioredis.Redis) -> list[tuple[str, str]]:
+    """Role, replicas and persistence: `ok` lines, and a `WARN` (not a failure) when nothing would
+    survive a restart."""
+    try:
+        facts = await server_facts(redis)
+    except RedisError as exc:
+        return [("WARN", f"could not read the server's role ({type(exc).__name__})")]
+    role = "primary" if facts.role == "master" else facts.role
+    lines = [("ok  ", f"role {role}, {facts.replicas} replica{'' if facts.replicas == 1 else 's'} connected")]
+    if facts.persistence is None:
+        lines.append(("ok  ", "persistence: could not tell (CONFIG is disabled, as on managed Redis)"))
+    elif facts.persistence == "off":
+        lines.append(
+            (
+                "WARN",
+                "persistence is off (no AOF, no RDB): a restart loses connected workspaces, alert "
+                "routes and follows; see docs/operations.md",
+            )
+        )
+    else:
+        lines.append(("ok  ", f"persistence: {facts.persistence}"))
+    return lines
 
 
 async def _check_slack(settings: Settings) -> tuple[str, bool, str]:

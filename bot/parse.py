@@ -157,6 +157,12 @@ _NOT_EXECUTION_LABELS = frozenset(
         "user_id",
     }
 )
+_PATH_LABEL = re.compile(r"/([A-Za-z_-]{2,30})/$")
+_NOT_EXECUTION_PATHS = frozenset(
+    {"workflow", "org", "config", "event", "app", "application", "template", "node", "user", "linked-account"}
+)
+# Attachment fields that hold a link rather than text.
+_ATTACHMENT_LINKS = ("title_link", "from_url", "original_url", "author_link")
 _LINKED_ACCOUNT = re.compile(
     r"linked[ _-]?account(?:[ _-]?id)?\s*[\"'`*_]*\s*[:=]\s*[\"'`*_]*\s*([^\s\"'`,;|<>*]+)",
     re.IGNORECASE,
@@ -180,12 +186,15 @@ def message_texts(message: dict[str, Any]) -> list[str]:
     for attachment in _as_list(message.get("attachments")):
         if not isinstance(attachment, dict):
             continue
-        for key in ("pretext", "title", "text", "fallback", "footer"):
+        for key in ("pretext", "title", "text", "fallback", "footer", *_ATTACHMENT_LINKS):
             if isinstance(attachment.get(key), str):
                 texts.append(attachment[key])
         for field in _as_list(attachment.get("fields")):
             if isinstance(field, dict):
                 texts.append(f"{field.get('title', '')}: {field.get('value', '')}")
+        for action in _as_list(attachment.get("actions")):
+            if isinstance(action, dict) and isinstance(action.get("url"), str):
+                texts.append(action["url"])
         texts.extend(_block_texts(attachment.get("blocks"), 0))
     texts.extend(_block_texts(message.get("blocks"), 0))
     return texts
@@ -209,18 +218,32 @@ def _block_texts(blocks: Any, depth: int) -> Iterator[str]:
         for field in _as_list(block.get("fields")):
             if isinstance(field, dict) and isinstance(field.get("text"), str):
                 yield field["text"]
+        # A button's link (a section's accessory, or in an actions block) often names the run.
+        accessory = block.get("accessory")
+        if isinstance(accessory, dict) and isinstance(accessory.get("url"), str):
+            yield accessory["url"]
+        if block.get("type") == "button" and isinstance(block.get("url"), str):
+            yield block["url"]
         elements = block.get("elements")
         if isinstance(elements, list):
             # rich_text nests sections/lists/quotes of inline elements; join a level into one line.
             inline_parts = [
-                e.get("text") or e.get("url") or ""
+                _inline_text(e)
                 for e in elements
                 if isinstance(e, dict) and e.get("type") in {"text", "link", "mrkdwn", "plain_text"}
             ]
             if any(inline_parts):
-                yield "".join(p for p in inline_parts if isinstance(p, str))
+                yield "".join(inline_parts)
             nested = [e for e in elements if isinstance(e, dict) and e.get("type") not in {"text", "link"}]
             yield from _block_texts(nested, depth + 1)
+
+
+def _inline_text(element: dict[str, Any]) -> str:
+    text, url = element.get("text"), element.get("url")
+    text = text if isinstance(text, str) else ""
+    url = url if isinstance(url, str) else ""
+    # A link that shows a label hides its URL, which is where an alert puts the execution ID.
+    return f"{text} ({url})" if text and url else text or url
 
 
 def find_executions(message: dict[str, Any]) -> list[FoundExecution]:
@@ -231,7 +254,7 @@ def find_executions(message: dict[str, Any]) -> list[FoundExecution]:
     for raw in message_texts(message):
         if budget <= 0:
             break
-        text = unwrap_slack_formatting(raw[:budget])
+        text = _with_link_targets(raw[:budget])
         budget -= len(raw)
         accounts = [(m.start(), m.group(1)) for m in _LINKED_ACCOUNT.finditer(text)]
         accounts = [(pos, acc) for pos, acc in accounts if _usable_account(acc)]
@@ -256,6 +279,23 @@ def _usable_account(account: str) -> bool:
     return True
 
 
+def _with_link_targets(text: str) -> str:
+    """Like unwrap_slack_formatting, but `<https://x|label>` keeps its URL too: `label (https://x)`."""
+
+    def replace(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if not label or label == target:
+            return label or target
+        return f"{label} ({target})"
+
+    return _SLACK_LINK.sub(replace, text)
+
+
 def _labelled_as_other_id(text: str, start: int) -> bool:
-    label = _LABEL_BEFORE.search(text[max(0, start - 40) : start])
-    return label is not None and label.group(1).strip().lower() in _NOT_EXECUTION_LABELS
+    before = text[max(0, start - 40) : start]
+    label = _LABEL_BEFORE.search(before)
+    if label is not None and label.group(1).strip().lower() in _NOT_EXECUTION_LABELS:
+        return True
+    # In a URL path the segment before an ID says what it is: `/workflows/<id>/executions/<id>`.
+    segment = _PATH_LABEL.search(before)
+    return segment is not None and segment.group(1).lower().rstrip("s") in _NOT_EXECUTION_PATHS

@@ -10,6 +10,7 @@ import uvicorn
 
 from bot.app import build_app, build_web
 from bot.container import build_container
+from bot.metrics_http import serve_metrics_port
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,14 @@ async def _socket_mode(settings: Settings) -> int:
     log.info("connecting to Slack in Socket Mode")
     await container.start()
     await container.start_standby_worker()
+    serving_metrics = (
+        asyncio.create_task(serve_metrics_port(container, settings.metrics_port, stop))
+        if settings.metrics_port and settings.metrics_token
+        else None
+    )
     await stop.wait()
+    if serving_metrics is not None:
+        await serving_metrics
     connecting.cancel()
     await handler.close_async()
     await container.aclose(10.0)

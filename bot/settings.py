@@ -12,6 +12,8 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.redis_urls import BadRedisUrl, is_sentinel, parse_sentinel_url
+
 
 class SettingsError(Exception):
     """Missing or contradictory settings: one line per problem, each naming its variable."""
@@ -83,6 +85,9 @@ class Settings(BaseSettings):
     credentials_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     port: int = Field(default=3000, ge=1, le=65_535)
+    # Prometheus: web processes serve /metrics on PORT; a worker (or Socket Mode) on METRICS_PORT.
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -220,17 +225,26 @@ class Settings(BaseSettings):
                 )
             )
         redis_url = self.redis_url.get_secret_value()
-        if redis_url.startswith(("redis+sentinel://", "rediss+sentinel://")):
-            problems.append(
-                ("REDIS_URL", "Sentinel URLs are not supported yet; use the primary's redis:// URL")
-            )
+        if is_sentinel(redis_url):
+            try:
+                parse_sentinel_url(redis_url)
+            except BadRedisUrl as exc:
+                problems.append(("REDIS_URL", str(exc)))
         elif (
             redis_url.startswith(("redis+cluster://", "rediss+cluster://"))
             or "cluster" in redis_url.split("://")[0]
         ):
-            problems.append(("REDIS_URL", "Redis Cluster is not supported: the bot needs multi-key scripts"))
+            problems.append(
+                (
+                    "REDIS_URL",
+                    "Redis Cluster is not supported: the bot's scripts touch several keys at once "
+                    "(use one primary, with Sentinel for failover; docs/operations.md)",
+                )
+            )
         elif not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            problems.append(("REDIS_URL", "must start with redis://, rediss:// or unix://"))
+            problems.append(
+                ("REDIS_URL", "must start with redis://, rediss://, unix:// or redis+sentinel://")
+            )
         if not self.refold_api_url.startswith(("http://", "https://")):
             problems.append(("REFOLD_API_URL", "must be an http(s) URL such as https://app.refold.ai"))
         if bool(self.refold_api_key) != bool(self.refold_linked_account_id):

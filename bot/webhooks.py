@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from bot import metrics
 from bot.container import Container
 from bot.jobs.kinds import AlertJob, Origin, ReplyTarget
 from bot.logs import bind_request, request_id_var
@@ -46,11 +47,13 @@ def webhook_endpoint(c: Container) -> Callable[[Request], Awaitable[Response]]:
         body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
             log.warning("refused a Refold webhook delivery of more than %d bytes", MAX_BODY_BYTES)
+            metrics.WEBHOOKS.labels("too_large").inc()
             return JSONResponse({"error": "body too large"}, status_code=413)
         try:
             verdict = await c.alerts.accept(route_id, body, request.headers.get(SIGNATURE_HEADER))
         except StoreUnavailable:
             log.warning("a Refold webhook delivery was refused with 503: Redis unavailable (Refold retries)")
+            metrics.WEBHOOKS.labels("redis_unavailable").inc()
             return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
         route = verdict.route
         if route is not None:
@@ -62,10 +65,12 @@ def webhook_endpoint(c: Container) -> Callable[[Request], Awaitable[Response]]:
                 verdict.reason,
                 verdict.status,
             )
+            metrics.WEBHOOKS.labels(verdict.outcome).inc()
             return JSONResponse({"error": verdict.reason}, status_code=verdict.status)
         delivery = verdict.delivery
         if route is None or delivery is None:
             log.info("Refold webhook delivery acknowledged, nothing to post (%s)", verdict.reason)
+            metrics.WEBHOOKS.labels(verdict.outcome).inc()
             return JSONResponse({"ok": True, "result": verdict.reason})
         c.dispatcher.submit(
             AlertJob(
@@ -83,6 +88,7 @@ def webhook_endpoint(c: Container) -> Callable[[Request], Awaitable[Response]]:
             )
         )
         log.info("Refold webhook delivery accepted: %s", delivery.event.value)
+        metrics.WEBHOOKS.labels(verdict.outcome).inc()
         return JSONResponse({"ok": True, "result": "accepted"})
 
     return refold_webhook

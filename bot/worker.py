@@ -15,6 +15,7 @@ import signal
 
 from bot.container import build_container
 from bot.jobs.queue import ALIVE_CHECK_SECONDS
+from bot.metrics_http import serve_metrics_port
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,18 @@ async def run_worker(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     await container.start()
+    metrics_stop = asyncio.Event()
+    serving_metrics = (
+        asyncio.create_task(serve_metrics_port(container, settings.metrics_port, metrics_stop))
+        if settings.metrics_port and settings.metrics_token
+        else None
+    )
     log.info("worker %s taking jobs (concurrency %d)", worker.id, CONCURRENCY)
     try:
         await worker.start()
     finally:
+        metrics_stop.set()
+        if serving_metrics is not None:
+            await serving_metrics
         await container.aclose(2.0)
     return 0

@@ -84,7 +84,7 @@ def run_cli(
 # --- end-to-end: the real bot process, the loopback Slack, the loopback Refold, a real Redis --------
 
 from tests.fakes.slack import FakeSlack  # noqa: E402
-from tests.harness import BotServer  # noqa: E402
+from tests.harness import METRICS_TOKEN, BotServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +126,7 @@ def _bot_server(
         "CREDENTIALS_CACHE_SECONDS": "0",
         # Followed runs are looked at every second (5 s in production), so follow tests take seconds.
         "FOLLOW_POLL_SECONDS": "1",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     server = BotServer(env, tmp_path_factory.mktemp("bot") / "bot.log").start()
     yield server
@@ -134,7 +135,16 @@ def _bot_server(
     from tests.harness import API_KEY, BOT_TOKEN, SIGNING_SECRET
 
     logs = server.logs()
-    for secret in (BOT_TOKEN, SIGNING_SECRET, bot_key, API_KEY, "tk_wrong_key", "tk_attacker_key_1"):
+    secrets = (
+        BOT_TOKEN,
+        SIGNING_SECRET,
+        bot_key,
+        API_KEY,
+        METRICS_TOKEN,
+        "tk_wrong_key",
+        "tk_attacker_key_1",
+    )
+    for secret in secrets:
         assert secret not in logs, "a secret reached the logs"
     lines = [line for line in logs.splitlines() if line[:4].isdigit()]
     assert lines and all("[req=" in line and " team=" in line for line in lines)

@@ -29,6 +29,8 @@ SIGNING_SECRET = "test-signing-secret-8c1f0e"
 BOT_TOKEN = "xoxb-1111111111-2222222222-testbottokenvalue"
 EXEC_ID = "65410cf6cdf931a12d7ab009"
 API_KEY = "tk_e2e_secret_key_9f2c"
+# Prometheus scrapes bear this; it is a secret like the others (never logged).
+METRICS_TOKEN = "metrics-token-5b7e1d3a"
 
 
 def connect(
@@ -103,11 +105,12 @@ class BotServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(timeout=10)
 
-    def start(self, wait_for_http: bool = True) -> BotServer:
-        """Spawn `python -m bot serve`; unless told otherwise (Socket Mode), wait until /healthz answers."""
+    def start(self, wait_for_http: bool = True, argv: list[str] | None = None) -> BotServer:
+        """Spawn `python -m bot serve` (or `argv`, which serves on PORT); unless told otherwise (Socket
+        Mode), wait until /healthz answers."""
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"],
+            argv or [sys.executable, "-m", "bot", "serve"],
             env=self.env,
             cwd=ROOT / "tests",
             stdout=self._log,

@@ -164,3 +164,18 @@ def test_the_app_home_shows_the_workspace_and_admin_controls_only_to_admins(
     )
     view = after.args["view"]
     assert "No channel gets Refold alerts" in json.dumps(view)
+
+
+def test_any_redelivered_event_is_acked_and_acted_on_once(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    home = {"type": "app_home_opened", "user": "U2", "channel": "D1", "tab": "home", "event_ts": "1.1"}
+    before = len(slack.calls_to("views.publish"))
+    open_home(bot, slack, "U2", "EvRedelivered")
+    for retry in (1, 2, 3):
+        assert bot.event(home, event_id="EvRedelivered", retry_num=retry).status_code == 200
+    # A new event after the redeliveries: once its view is published, the redeliveries had their chance.
+    open_home(bot, slack, "U2", "EvNext")
+    assert len(slack.calls_to("views.publish")) == before + 2
+    assert "already received; this redelivery is acked only" in bot.logs()

@@ -179,3 +179,66 @@ def test_an_id_surrounded_by_spaces_is_always_found(before: str, eid: str, after
 @pytest.mark.parametrize("account", ["müller@example.com", "😀", "acme\u200b", "a\x00b"])
 def test_linked_accounts_must_fit_in_an_http_header(account: str) -> None:
     assert isinstance(parse_command(f"{A} {account}"), InvalidCommand)
+
+
+WF = "6495792b9b6ca6d77a17e513"
+
+
+def test_an_id_only_in_a_labelled_links_url_is_found() -> None:
+    message = {"text": f"Workflow failed: <https://app.refold.ai/logs/executions/{A}|View run>"}
+    assert find_executions(message) == [FoundExecution(A, None)]
+
+
+def test_an_id_in_a_rich_text_link_that_shows_a_label_is_found() -> None:
+    link = {"type": "link", "url": f"https://app.refold.ai/logs?execution_id={B}", "text": "Open the run"}
+    message = {
+        "blocks": [
+            {
+                "type": "rich_text",
+                "elements": [
+                    {"type": "rich_text_section", "elements": [{"type": "text", "text": "Failed: "}, link]}
+                ],
+            }
+        ]
+    }
+    assert find_executions(message) == [FoundExecution(B, None)]
+
+
+def test_ids_in_attachment_links_buttons_and_section_fields_are_found() -> None:
+    c, d, e, f = "c" * 24, "d" * 24, "e" * 24, "f" * 24
+    message = {
+        "attachments": [
+            {
+                "title": "Workflow Errored",
+                "title_link": f"https://app.refold.ai/logs/executions/{A}",
+                "fields": [{"title": "Run", "value": f"<https://app.refold.ai/logs/executions/{B}|open>"}],
+                "actions": [{"type": "button", "text": "Open", "url": f"https://app.refold.ai/x/{c}"}],
+            }
+        ],
+        "blocks": [
+            {
+                "type": "section",
+                "fields": [{"type": "mrkdwn", "text": f"*Run:* <https://app.refold.ai/e/{d}|details>"}],
+                "accessory": {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Open"},
+                    "url": f"https://x/{e}",
+                },
+            },
+            {"type": "actions", "elements": [{"type": "button", "url": f"https://app.refold.ai/r/{f}"}]},
+        ],
+    }
+    assert [found.execution_id for found in find_executions(message)] == [A, B, c, d, e, f]
+
+
+def test_a_workflow_id_in_a_link_path_or_query_is_not_taken_for_an_execution() -> None:
+    message = {
+        "text": f"<https://app.refold.ai/workflows/{WF}/executions/{A}|run> "
+        f"<https://app.refold.ai/logs?workflow_id={WF}|all runs>"
+    }
+    assert find_executions(message) == [FoundExecution(A, None)]
+
+
+def test_a_linked_account_written_as_a_mailto_link_is_read_once() -> None:
+    message = {"text": f"{A} linked account: <mailto:bob@example.com|bob@example.com>"}
+    assert find_executions(message) == [FoundExecution(A, "bob@example.com")]

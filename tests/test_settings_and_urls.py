@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
+from bot.redis_urls import SentinelUrl, parse_sentinel_url
 from bot.refold.errors import DisallowedBaseUrl
 from bot.refold.urls import check_workspace_base_url
 from bot.settings import Settings, SettingsError, inspect_settings
+from bot.store.redis import safe_url
 
 ALLOWED = ["app.refold.ai", "api.gocobalt.io"]
 KEY = Fernet.generate_key().decode()
@@ -135,11 +137,53 @@ def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> N
     assert all("Value error" not in text and "Input should" not in text for text in named.values())
 
 
-def test_redis_cluster_and_sentinel_urls_are_refused_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    for url, words in (("redis+sentinel://h:26379/main", "Sentinel"), ("redis+cluster://h:7000", "Cluster")):
-        monkeypatch.setenv("REDIS_URL", url)
-        problems = dict(inspect_settings("serve")[1])
-        assert words in problems["REDIS_URL"]
+def test_redis_cluster_is_refused_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis+cluster://h:7000")
+    problems = dict(inspect_settings("serve")[1])
+    assert "Redis Cluster is not supported" in problems["REDIS_URL"]
+    assert "docs/operations.md" in problems["REDIS_URL"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "redis+sentinel://s1:26379,s2:26380,s3/main",
+            SentinelUrl([("s1", 26379), ("s2", 26380), ("s3", 26379)], "main", 0, None, None, False),
+        ),
+        (
+            "rediss+sentinel://ops:p%40ss@10.0.0.1:5000/cache/3",
+            SentinelUrl([("10.0.0.1", 5000)], "cache", 3, "ops", "p@ss", True),
+        ),
+        ("redis+sentinel://only-pass@h:1/svc", SentinelUrl([("h", 1)], "svc", 0, None, "only-pass", False)),
+    ],
+)
+def test_sentinel_urls_are_read(url: str, expected: SentinelUrl, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_sentinel_url(url) == expected
+    monkeypatch.setenv("REDIS_URL", url)
+    assert "REDIS_URL" not in dict(inspect_settings("serve")[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("redis+sentinel://h:26379", "service name is missing"),
+        ("redis+sentinel://h:26379/main/x", "(a number)"),
+        ("redis+sentinel://h:port/main", "not a number"),
+        ("redis+sentinel://h1,,h2/main", "host:port"),
+    ],
+)
+def test_bad_sentinel_urls_say_what_is_wrong_without_the_password(
+    url: str, words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url.replace("://", "://u:hunter22@"))
+    problem = dict(inspect_settings("serve")[1])["REDIS_URL"]
+    assert words in problem and "hunter22" not in problem
+
+
+def test_a_sentinel_url_is_shown_without_its_password() -> None:
+    shown = safe_url("redis+sentinel://ops:hunter22@s1:26379,s2:26380/main/2")
+    assert shown == "redis+sentinel://***@s1:26379,s2:26380/main/2"
 
 
 def test_socket_mode_needs_no_signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:

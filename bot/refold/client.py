@@ -21,6 +21,7 @@ import httpx
 import stamina
 from pydantic import ValidationError
 
+from bot import metrics
 from bot.refold.credentials import RefoldCredentials
 from bot.refold.errors import (
     MalformedResponse,
@@ -60,6 +61,14 @@ def make_http_client(timeout_seconds: float) -> httpx.AsyncClient:
         follow_redirects=False,
         headers={"user-agent": USER_AGENT, "accept": "application/json"},
     )
+
+
+def endpoint_name(method: str, path: str) -> str:
+    """`GET /api/v2/public/execution/{id}`: a path with its IDs taken out, for metric labels."""
+    segments = [
+        "{id}" if any(ch.isdigit() for ch in seg) and len(seg) >= 8 else seg for seg in path.split("/")
+    ]
+    return f"{method} {'/'.join(segments)}"
 
 
 async def warm_up(http: httpx.AsyncClient) -> None:
@@ -333,17 +342,23 @@ class RefoldClient:
         body: dict[str, Any] | None = None,
     ) -> httpx.Response:
         started = time.perf_counter()
+        endpoint = endpoint_name(method, path)
         try:
             response = await self._http.request(method, url, headers=headers, params=params, json=body)
         except httpx.TimeoutException:
             log.warning("refold %s %s timed out (attempt %d)", method, path, attempt_no)
+            metrics.REFOLD_REQUESTS.labels(endpoint, "timeout").inc()
             raise Unreachable("Refold did not answer in time") from None
         except httpx.TransportError as exc:
             log.warning(
                 "refold %s %s unreachable (attempt %d): %s", method, path, attempt_no, type(exc).__name__
             )
+            metrics.REFOLD_REQUESTS.labels(endpoint, "unreachable").inc()
             raise Unreachable("Refold could not be reached") from None
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
+        elapsed_ms = elapsed * 1000
+        metrics.REFOLD_REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        metrics.REFOLD_SECONDS.labels(endpoint).observe(elapsed)
         log.info(
             "refold %s %s -> %d in %.0f ms (attempt %d)",
             method,

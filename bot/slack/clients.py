@@ -6,9 +6,15 @@ token (kept per token), found through the installation store.
 
 from __future__ import annotations
 
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot import metrics
 from bot.jobs.kinds import Origin
 from bot.settings import Settings
 from bot.store.installations import RedisInstallationStore
@@ -16,8 +22,23 @@ from bot.store.installations import RedisInstallationStore
 MAX_CACHED_CLIENTS = 1000
 
 
+class CountingWebClient(AsyncWebClient):
+    """Counts failed calls by method and Slack's error code, for the metrics."""
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        try:
+            return await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+            metrics.SLACK_ERRORS.labels(api_method, str(error or f"http_{exc.response.status_code}")).inc()
+            raise
+        except (SlackRequestError, aiohttp.ClientError, OSError, TimeoutError):
+            metrics.SLACK_ERRORS.labels(api_method, "unreachable").inc()
+            raise
+
+
 def new_client(settings: Settings, token: str | None) -> AsyncWebClient:
-    client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    client = CountingWebClient(token=token, base_url=settings.slack_api_url)
     # Slack's `ratelimited` answers carry Retry-After; the SDK's handler honours it.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     return client

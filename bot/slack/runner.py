@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from saq import Job
 
+from bot import metrics
 from bot.jobs.kinds import AnyJob
 from bot.jobs.queue import PULSE_SECONDS, JobQueue, UnreadableJob
 from bot.logs import bind_request
@@ -126,14 +127,21 @@ def job_function(queue: JobQueue, runner: JobRunner) -> Any:
             log.error("a queued job could not be opened (%s); dropped", exc)
             return
         async with keep_alive(saq_job):
+            result = "interrupted"  # cancelled: the worker is stopping, or saq's timeout struck
             try:
-                await runner.run(job, queued=True, final_attempt=not saq_job.retryable)
+                with metrics.timed(metrics.JOB_SECONDS, job.kind):
+                    await runner.run(job, queued=True, final_attempt=not saq_job.retryable)
+                result = "ok"
             except RetryLater as exc:
                 log.warning("%s job met a transient failure (%s); it will be retried", job.kind, exc)
+                result = "retry" if saq_job.retryable else "failed"
                 raise
             except Exception:
                 # Logged here, with the job's kind; saq's own line about it is shortened (bot.logs).
                 log.exception("%s job failed", job.kind)
+                result = "retry" if saq_job.retryable else "failed"
                 raise
+            finally:
+                metrics.JOBS.labels(job.kind, result).inc()
 
     return run

@@ -1,11 +1,10 @@
 """`link_shared`: Refold links that name an execution unfurl into a compact card.
 
-Slack redelivers an event it thinks was lost; the first delivery of an `event_id` is the one acted on.
+Redeliveries of the event never get here (`bot.slack.redelivery`).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -14,19 +13,13 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.jobs.kinds import Origin, ReplyTarget, UnfurlJob, UnfurlLink
 from bot.refold.links import execution_in_link
 from bot.slack.dispatch import Dispatcher
-from bot.store.errors import StoreUnavailable
-from bot.store.seen import SeenDeliveries
-
-log = logging.getLogger(__name__)
 
 MAX_LINKS = 5  # links Slack sends in one event are few; a card each is plenty
-EVENT_MEMORY_SECONDS = 3600
 
 
 def register(
     app: AsyncApp,
     dispatcher: Dispatcher,
-    seen: SeenDeliveries,
     domains: list[str],
     dashboard_url: str | None,
 ) -> None:
@@ -43,13 +36,6 @@ def register(
         if not links:
             return
         event_id = str(body.get("event_id") or "")
-        if event_id:
-            try:
-                if not await seen.claim("event", event_id, EVENT_MEMORY_SECONDS):
-                    log.info("link_shared %s was already answered; this redelivery is not", event_id[:20])
-                    return
-            except StoreUnavailable:
-                log.warning("could not check link_shared for redelivery: Redis unavailable")
         channel, ts = event.get("channel"), event.get("message_ts")
         unfurl_id, source = event.get("unfurl_id"), event.get("source")
         dispatcher.submit(

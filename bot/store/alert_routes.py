@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
 
 from bot.store import keys
+from bot.store.durable import DurableWrites
 from bot.store.redis import redis_errors
 
 ROUTE_ID_BYTES = 16
@@ -49,6 +50,7 @@ def looks_like_route_id(value: str) -> bool:
 class AlertRouteStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        self._durable = DurableWrites(redis)
 
     async def get(self, route_id: str) -> AlertRoute | None:
         if not looks_like_route_id(route_id):
@@ -63,10 +65,12 @@ class AlertRouteStore:
         return await self.get(_text(route_id)) if route_id else None
 
     async def save(self, workspace: str, route: AlertRoute) -> None:
-        async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.alert_route(route.route_id), route.model_dump_json())
-            pipe.hset(keys.alert_routes_of(workspace), route.channel_id, route.route_id)
-            await pipe.execute()
+        key, index = keys.alert_route(route.route_id), keys.alert_routes_of(workspace)
+        await self._durable.apply(
+            [key, index],
+            ("SET", key, route.model_dump_json()),
+            ("HSET", index, route.channel_id, route.route_id),
+        )
 
     async def delete(self, workspace: str, route: AlertRoute) -> None:
         async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:

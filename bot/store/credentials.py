@@ -18,6 +18,7 @@ from redis.exceptions import WatchError
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.store import keys
 from bot.store.crypto import Cipher, InvalidToken
+from bot.store.durable import DurableWrites
 from bot.store.errors import CorruptCredentials
 from bot.store.redis import redis_errors
 
@@ -67,11 +68,12 @@ class CredentialStore:
     def __init__(self, redis: aioredis.Redis, cipher: Cipher) -> None:
         self._redis = redis
         self._cipher = cipher
+        self._durable = DurableWrites(redis)
 
     async def save(self, scope: Scope, scope_id: str, creds: StoredCredentials) -> None:
         token = self._cipher.encrypt(creds.model_dump_json().encode())
-        async with redis_errors():
-            await self._redis.set(credentials_key(scope, scope_id), token)
+        key = credentials_key(scope, scope_id)
+        await self._durable.apply([key], ("SET", key, token))
 
     async def load(self, scope: Scope, scope_id: str) -> StoredCredentials | None:
         async with redis_errors():

@@ -20,6 +20,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'state', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[4] + ARGV[3], ARGV[5])
 return 1
 """
 # Write the state only while the generation is still the one the writer read.
@@ -28,12 +29,14 @@ if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') > tonumber(ARGV[4]) then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'seq', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], 'XX', ARGV[5] + ARGV[3], ARGV[6])
 return 1
 """
 _DELETE_IF_CURRENT = """
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
 local existed = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
 return existed
 """
 
@@ -53,7 +56,7 @@ class FollowStore:
         token = self._cipher.encrypt(state)
         async with redis_errors():
             created = await self._start(
-                keys=[keys.follow(follow_id), keys.follows_of(workspace)],
+                keys=[keys.follow(follow_id), keys.follows_of(workspace), keys.follows_live()],
                 args=[generation, token, ttl_seconds, time.time(), follow_id],
             )
         return bool(created)
@@ -77,7 +80,8 @@ class FollowStore:
         token = self._cipher.encrypt(state)
         async with redis_errors():
             saved = await self._save(
-                keys=[keys.follow(follow_id)], args=[generation, token, ttl_seconds, seq]
+                keys=[keys.follow(follow_id), keys.follows_live()],
+                args=[generation, token, ttl_seconds, seq, time.time(), follow_id],
             )
         return bool(saved)
 
@@ -85,7 +89,8 @@ class FollowStore:
         """End a follow (only `generation`'s, when given). True when there was one to end."""
         async with redis_errors():
             ended = await self._delete(
-                keys=[keys.follow(follow_id), keys.follows_of(workspace)], args=[generation or "", follow_id]
+                keys=[keys.follow(follow_id), keys.follows_of(workspace), keys.follows_live()],
+                args=[generation or "", follow_id],
             )
         return bool(ended)
 
@@ -103,3 +108,12 @@ class FollowStore:
                 continue
             found.append((follow_id, record[1]))
         return found
+
+    async def count_live(self) -> int:
+        """Follows in every workspace that have not lapsed; lapsed entries are pruned on the way."""
+        now = time.time()
+        async with redis_errors(), self._redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(keys.follows_live(), "-inf", now)
+            pipe.zcard(keys.follows_live())
+            _, live = await pipe.execute()
+        return int(live)

@@ -21,6 +21,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from bot.store import keys
 from bot.store.crypto import Cipher, InvalidToken
+from bot.store.durable import DurableWrites
 from bot.store.keys import installation_prefix
 from bot.store.redis import redis_errors
 
@@ -31,6 +32,7 @@ class RedisInstallationStore(AsyncInstallationStore):
     def __init__(self, redis: aioredis.Redis, cipher: Cipher) -> None:
         self._redis = redis
         self._cipher = cipher
+        self._durable = DurableWrites(redis)
 
     @property
     def logger(self) -> Logger:
@@ -42,20 +44,23 @@ class RedisInstallationStore(AsyncInstallationStore):
         team = None if installation.is_enterprise_install else installation.team_id
         prefix = installation_prefix(installation.enterprise_id, team)
         data = self._seal(vars(installation))
-        async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"{prefix}:installer-latest", data)
-            if installation.user_id:
-                pipe.set(f"{prefix}:installer-{installation.user_id}", data)
-            await pipe.execute()
+        writes = [("SET", f"{prefix}:installer-latest", data)]
+        if installation.user_id:
+            writes.append(("SET", f"{prefix}:installer-{installation.user_id}", data))
         if installation.bot_token:
-            await self.async_save_bot(installation.to_bot())
+            bot = installation.to_bot()
+            writes.append(("SET", self._bot_key(bot), self._seal(vars(bot))))
+        # The installation and its bot in one write: a failover never leaves one without the other.
+        await self._durable.apply([key for _, key, _ in writes], *writes)
 
     async def async_save_bot(self, bot: Bot) -> None:
+        key = self._bot_key(bot)
+        await self._durable.apply([key], ("SET", key, self._seal(vars(bot))))
+
+    @staticmethod
+    def _bot_key(bot: Bot) -> str:
         team = None if bot.is_enterprise_install else bot.team_id
-        async with redis_errors():
-            await self._redis.set(
-                f"{installation_prefix(bot.enterprise_id, team)}:bot", self._seal(vars(bot))
-            )
+        return f"{installation_prefix(bot.enterprise_id, team)}:bot"
 
     # --- reading -------------------------------------------------------------
 

@@ -62,6 +62,11 @@ def follow(follow_id: str) -> str:
     return f"{NAMESPACE}:follow:{follow_id}"
 
 
+def follows_live() -> str:
+    """Every workspace's follows, scored by when each lapses: what the active-follows gauge counts."""
+    return f"{NAMESPACE}:follows-live"
+
+
 def follows_of(workspace: str) -> str:
     """A workspace's active follows (a sorted set scored by when each started)."""
     return f"{NAMESPACE}:follows:{workspace}"

@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.redis_urls import BadRedisUrl, SentinelUrl, is_sentinel, parse_sentinel_url
 from bot.settings import Settings
 from bot.store.errors import StoreUnavailable
 
@@ -33,10 +36,39 @@ def make_redis(settings: Settings, max_connections: int = 50) -> aioredis.Redis:
         "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
         "retry_on_error": [RedisConnectionError],
     }
-    if url.startswith("rediss://") and settings.redis_tls_insecure:
+    if url.startswith(("rediss://", "rediss+sentinel://")) and settings.redis_tls_insecure:
         options["ssl_cert_reqs"] = ssl.CERT_NONE
         options["ssl_check_hostname"] = False
+    if is_sentinel(url):
+        return _primary_of(parse_sentinel_url(url), options, settings.redis_timeout_seconds)
     return aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(url, **options))
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Sentinel's pool (finds the primary, follows a failover) that waits for a free connection under
+    a burst, like the single-server pool."""
+
+
+def _primary_of(target: SentinelUrl, options: dict[str, object], timeout: float) -> aioredis.Redis:
+    """A client of the primary Sentinel names now: every new connection asks the Sentinels, and a
+    connection to a demoted primary (READONLY) is dropped and made again to the new one."""
+    tls: dict[str, object] = {"ssl": True} if target.tls else {}
+    tls_options = {k: v for k, v in options.items() if k.startswith("ssl_")}
+    sentinel = Sentinel(
+        target.sentinels,
+        min_other_sentinels=0,
+        sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout, **tls, **tls_options},
+    )
+    return sentinel.master_for(
+        target.service_name,
+        redis_class=aioredis.Redis,
+        connection_pool_class=_BlockingSentinelPool,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        **tls,
+        **options,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -52,6 +84,11 @@ async def redis_errors() -> AsyncIterator[None]:
 
 def safe_url(url: str) -> str:
     """The Redis URL to show a person: scheme, host, port and database; never the password."""
+    if is_sentinel(url):
+        try:
+            return parse_sentinel_url(url).shown()
+        except BadRedisUrl:
+            return "(unreadable REDIS_URL)"
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -98,3 +135,26 @@ async def ping_problem(client: aioredis.Redis) -> str | None:
 
 async def ping(client: aioredis.Redis) -> bool:
     return await ping_problem(client) is None
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What `python -m bot check` says of the Redis it reaches."""
+
+    role: str  # master or slave, as INFO says
+    replicas: int
+    persistence: str | None  # "AOF", "RDB", "AOF and RDB", "off", or None when CONFIG is refused
+
+
+async def server_facts(client: aioredis.Redis) -> ServerFacts:
+    info = await client.info("replication")
+    try:
+        appendonly = str((await client.config_get("appendonly")).get("appendonly") or "no")
+        save = str((await client.config_get("save")).get("save") or "")
+    except ResponseError:
+        # Managed Redis often disables CONFIG: persistence is then theirs to tell.
+        persistence = None
+    else:
+        kinds = [name for name, on in (("AOF", appendonly == "yes"), ("RDB", bool(save.strip()))) if on]
+        persistence = " and ".join(kinds) if kinds else "off"
+    return ServerFacts(str(info.get("role", "unknown")), int(info.get("connected_slaves", 0)), persistence)

@@ -70,6 +70,7 @@ class Verdict:
 
     status: int
     reason: str
+    outcome: str  # a short name, for metrics
     route: AlertRoute | None = None
     delivery: Delivery | None = None
 
@@ -202,25 +203,25 @@ class AlertService:
         (with the delivery when it is to be posted). Raises StoreUnavailable when Redis is away."""
         route = await self.routes.get(route_id)
         if route is None:
-            return Verdict(404, "unknown route")
+            return Verdict(404, "unknown route", "unknown_route")
         workspace = Workspace(route.team_id, route.enterprise_id)
         try:
             creds = (await self._resolver.resolve(workspace)).credentials
         except NotConnected:
-            return Verdict(403, "the route's workspace is not connected to Refold")
+            return Verdict(403, "the route's workspace is not connected to Refold", "not_connected")
         if creds.kind is AuthKind.API_KEY and not signature_valid(
             body, signature, creds.secret.get_secret_value()
         ):
-            return Verdict(401, "invalid or missing x-cobalt-signature")
+            return Verdict(401, "invalid or missing x-cobalt-signature", "bad_signature")
         try:
             delivery = read_delivery(body)
         except UnreadableDelivery as exc:
-            return Verdict(400, str(exc))
+            return Verdict(400, str(exc), "unreadable")
         if not wanted(route, delivery):
-            return Verdict(200, "not an event this route posts", route)
+            return Verdict(200, "not an event this route posts", "filtered", route)
         if not await self._seen.claim(f"webhook:{route.route_id}", delivery.dedupe_name):
-            return Verdict(200, "already received", route)
-        return Verdict(200, "accepted", route, delivery)
+            return Verdict(200, "already received", "duplicate", route)
+        return Verdict(200, "accepted", "accepted", route, delivery)
 
     async def release(self, route: AlertRoute, delivery: Delivery) -> None:
         """The delivery could not be handed on: let Refold's retry of it be taken."""

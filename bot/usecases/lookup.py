@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+import stamina
 
+from bot import metrics
 from bot.refold.client import RefoldClient
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.refold.errors import NotFound
@@ -31,6 +33,9 @@ from bot.usecases.workspace import CredentialResolver, ResolvedCredentials, Work
 log = logging.getLogger(__name__)
 
 LEASE_POLL_SECONDS = 0.02
+# How long a lookup waits for Redis to come back (a Sentinel failover takes a few seconds) before the
+# person is told it is unavailable.
+REDIS_PATIENCE_SECONDS = 4.0
 
 
 SEARCH_LIMIT = 5  # recently used linked accounts tried when the default has no such execution
@@ -73,6 +78,26 @@ class ExecutionLookup:
         fresh: bool = False,
     ) -> LookupResult:
         """`fresh`: skip the cache (right after a rerun or stop, a cached state is already old)."""
+        try:
+            # A Redis failover takes a few seconds; a lookup waits that out rather than failing.
+            async for attempt in stamina.retry_context(
+                on=StoreUnavailable,
+                attempts=None,
+                timeout=REDIS_PATIENCE_SECONDS,
+                wait_initial=0.2,
+                wait_max=1.0,
+            ):
+                with attempt:
+                    result = await self._lookup(workspace, execution_id, linked_account_id, fresh=fresh)
+        except Exception as exc:
+            metrics.LOOKUPS.labels(outcome_of(exc)).inc()
+            raise
+        metrics.LOOKUPS.labels("ok").inc()
+        return result
+
+    async def _lookup(
+        self, workspace: Workspace, execution_id: str, linked_account_id: str | None, *, fresh: bool
+    ) -> LookupResult:
         # Validation comes first: a bad ID costs neither a Redis round trip nor a Refold call.
         canonical = normalize_execution_id(execution_id)
         override = normalize_linked_account(linked_account_id) if linked_account_id else None
@@ -103,6 +128,8 @@ class ExecutionLookup:
     ) -> LookupResult:
         flight = flight_key(creds.fingerprint, account, canonical)
         cached = None if fresh else await self._cache.get(flight)
+        if not fresh:
+            metrics.CACHE_READS.labels("miss" if cached is None else "hit").inc()
         if cached is not None:
             return LookupResult(cached, account)
         execution = await self._single_flight(flight, lambda: self._fetch(creds, canonical, override, flight))
@@ -184,6 +211,7 @@ class ExecutionLookup:
         """In process: the first caller fetches, later ones await its future."""
         pending = self._in_flight.get(flight)
         if pending is not None:
+            metrics.SHARED_FETCHES.labels("process").inc()
             return await asyncio.shield(pending)
         future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
         self._in_flight[flight] = future
@@ -234,6 +262,7 @@ class ExecutionLookup:
                 await asyncio.sleep(LEASE_POLL_SECONDS)
                 cached = await self._cache.get(flight)
                 if cached is not None:
+                    metrics.SHARED_FETCHES.labels("redis").inc()
                     return cached, None
                 if not await lease.held_elsewhere():
                     break
@@ -246,3 +275,9 @@ class ExecutionLookup:
         finally:
             await lease.release()
             self._in_flight.pop(flight, None)
+
+
+def outcome_of(exc: Exception) -> str:
+    """A failed lookup's label: the error's kind where it has one, else its type."""
+    kind = getattr(exc, "kind", None)
+    return str(getattr(kind, "value", None) or type(exc).__name__)
