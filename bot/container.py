@@ -36,7 +36,7 @@ from bot.store.installations import RedisInstallationStore
 from bot.store.known_accounts import KnownAccounts
 from bot.store.ratelimit import RefoldRateLimiter
 from bot.store.recent import RecentLookups
-from bot.store.redis import make_redis, ping_problem, safe_url
+from bot.store.redis import make_redis, ping_problem, quiet_unrecorded_jobs, safe_url
 from bot.store.seen import SeenDeliveries
 from bot.store.storm import StormStore
 from bot.tasks import BackgroundTasks
@@ -82,6 +82,7 @@ class Container:
 
     async def start(self) -> None:
         """Before serving: pay the HTTP stack's first-request imports, and say if Redis is away."""
+        quiet_unrecorded_jobs(asyncio.get_running_loop())
         await warm_up(self.http)
         await self.warn_if_redis_is_down()
 

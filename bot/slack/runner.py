@@ -136,6 +136,13 @@ def job_function(queue: JobQueue, runner: JobRunner) -> Any:
                 log.warning("%s job met a transient failure (%s); it will be retried", job.kind, exc)
                 result = "retry" if saq_job.retryable else "failed"
                 raise
+            except StoreUnavailable as exc:
+                # Redis went away mid-job: saq retries it (or sweeps it, if it cannot even record that).
+                log.warning(
+                    "%s job met a transient failure (%s); it will be retried", job.kind, exc.kind.value
+                )
+                result = "retry" if saq_job.retryable else "failed"
+                raise RetryLater(exc.kind.value) from None
             except Exception:
                 # Logged here, with the job's kind; saq's own line about it is shortened (bot.logs).
                 log.exception("%s job failed", job.kind)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -19,6 +22,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bot.redis_urls import BadRedisUrl, SentinelUrl, is_sentinel, parse_sentinel_url
 from bot.settings import Settings
 from bot.store.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def make_redis(settings: Settings, max_connections: int = 50) -> aioredis.Redis:
@@ -158,3 +163,28 @@ async def server_facts(client: aioredis.Redis) -> ServerFacts:
         kinds = [name for name, on in (("AOF", appendonly == "yes"), ("RDB", bool(save.strip()))) if on]
         persistence = " and ".join(kinds) if kinds else "off"
     return ServerFacts(str(info.get("role", "unknown")), int(info.get("connected_slaves", 0)), persistence)
+
+
+def quiet_unrecorded_jobs(loop: asyncio.AbstractEventLoop) -> None:
+    """saq records a job's outcome in a task nobody awaits; when Redis is away that task fails, and
+    asyncio would print its whole traceback. One line says it instead: the job stays marked active,
+    and saq's sweep runs it again once Redis is back (answers already given are not repeated)."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc, task = context.get("exception"), context.get("future")
+        # saq names the task that runs and records a job "process".
+        is_job = isinstance(task, asyncio.Task) and task.get_name() == "process"
+        if is_job and isinstance(exc, RedisConnectionError | RedisTimeoutError | StoreUnavailable | OSError):
+            log.warning(
+                "a job's outcome could not be recorded (%s: Redis unavailable); it runs again once "
+                "Redis is back",
+                type(exc).__name__,
+            )
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
