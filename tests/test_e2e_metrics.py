@@ -125,3 +125,27 @@ def test_a_worker_serves_its_own_metrics_on_metrics_port(
     except httpx.TransportError:
         pass
     assert isinstance(worker, subprocess.Popen)
+
+
+def test_web_processes_sharing_a_host_report_for_each_other(
+    _bot_server: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str, tmp_path: Path
+) -> None:
+    prepare(refold, redis_url, bot_key)
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    # Each server takes a port of its own: the shared server's is left out.
+    env = {k: v for k, v in _bot_server.env.items() if k != "PORT"} | {
+        "PROMETHEUS_MULTIPROC_DIR": str(shared)
+    }
+    first = BotServer(env, tmp_path / "first.log").start()
+    second = BotServer(env, tmp_path / "second.log").start()
+    try:
+        for n, web in enumerate((first, second)):
+            assert web.command(EXEC_ID, slack.response_url(f"mp{n}")).status_code == 200
+            slack.wait_responses(f"mp{n}")
+        # Either process's scrape counts both lookups.
+        for web in (first, second):
+            assert value(scrape(web.url), "refold_bot_lookups_total", outcome="ok") == 2
+    finally:
+        first.stop()
+        second.stop()

@@ -165,3 +165,33 @@ def test_a_failover_during_a_stream_of_lookups_answers_every_one_and_keeps_the_c
     # Once back, it stays back: every lookup sent after the first recovered one got its card.
     assert all(key in cards for key, at in sent if at >= recovered_at)
     assert "Traceback" not in logs
+
+
+def test_check_says_it_cannot_tell_persistence_where_config_is_disabled(tmp_path: Path, bot_key: str) -> None:
+    # As on managed Redis: CONFIG renamed away.
+    server = RedisProcess(tmp_path, "--rename-command", "CONFIG", "").start()
+    try:
+        env = {"REDIS_URL": server.url, "CREDENTIALS_KEY": bot_key, "SLACK_BOT_TOKEN": ""}
+        result = run_cli("check", env=env)
+    finally:
+        server.stop()
+    assert "ok   redis: role primary, 0 replicas connected" in result.stdout
+    assert (
+        "ok   redis: persistence: could not tell (CONFIG is disabled, as on managed Redis)" in result.stdout
+    )
+
+
+def test_check_warns_when_persistence_is_off(redis_url: str, bot_key: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        before = client.config_get("appendonly")["appendonly"], client.config_get("save")["save"]
+        client.config_set("appendonly", "no")
+        client.config_set("save", "")
+        result = run_cli(
+            "check", env={"REDIS_URL": redis_url, "CREDENTIALS_KEY": bot_key, "SLACK_BOT_TOKEN": ""}
+        )
+    finally:
+        client.config_set("appendonly", before[0])
+        client.config_set("save", before[1])
+        client.close()
+    assert "WARN redis: persistence is off (no AOF, no RDB)" in result.stdout
