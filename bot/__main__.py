@@ -137,9 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve(settings)
         if verb == "worker":
+            import uvloop
+
             from bot.worker import run_worker
 
-            return asyncio.run(run_worker(settings))
+            return uvloop.run(run_worker(settings))
         return asyncio.run(_run(verb, args, settings))
     except SettingsError as exc:
         for line in exc.lines:

@@ -74,6 +74,7 @@ async def serve_metrics_port(c: Container, port: int, stop: asyncio.Event) -> No
         port=port,
         log_config=None,
         access_log=False,
+        http="httptools",
         lifespan="off",
     )
     server = _Unsignalled(config)
