@@ -1,5 +1,6 @@
-"""The comparison: a bare Bolt AsyncApp on Bolt's default path that only acks `/execution`, served like
-the bot; and `/floor`, a plain route that measures HTTP, Starlette and the load generator alone."""
+"""The comparison: a bare Bolt AsyncApp on Bolt's default path, served like the bot. `/execution` only
+acks; with `BARE_RESPOND=1` it also posts a static card through `respond()`, the floor of any Bolt
+bot that replies. `/floor` is a plain route that measures HTTP, Starlette and the load generator."""
 
 from __future__ import annotations
 
@@ -21,9 +22,17 @@ app = AsyncApp(
 )
 
 
+STATIC_CARD = [
+    {"type": "header", "text": {"type": "plain_text", "text": "Export contact to HubSpot"}},
+    {"type": "section", "text": {"type": "mrkdwn", "text": "*Status:* ERRORED\n*Progress:* 60%"}},
+]
+
+
 @app.command("/execution")
-async def ack_only(ack) -> None:
+async def ack_only(ack, respond) -> None:
     await ack()
+    if os.environ.get("BARE_RESPOND") == "1":
+        await respond(text="Export contact to HubSpot: ERRORED", blocks=STATIC_CARD)
 
 
 handler = AsyncSlackRequestHandler(app)

@@ -137,11 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve(settings)
         if verb == "worker":
-            import uvloop
-
             from bot.worker import run_worker
 
-            return uvloop.run(run_worker(settings))
+            return asyncio.run(run_worker(settings))
         return asyncio.run(_run(verb, args, settings))
     except SettingsError as exc:
         for line in exc.lines:

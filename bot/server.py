@@ -7,7 +7,6 @@ import logging
 import signal
 
 import uvicorn
-import uvloop
 
 from bot.app import build_app, build_web
 from bot.container import build_container
@@ -19,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings) -> int:
     if settings.socket_mode:
-        return uvloop.run(_socket_mode(settings))
+        return asyncio.run(_socket_mode(settings))
     container = build_container(settings)
     web = build_web(container, build_app(container))
     config = uvicorn.Config(
@@ -28,7 +27,7 @@ def serve(settings: Settings) -> int:
         port=settings.port,
         log_config=None,
         access_log=False,
-        loop="uvloop",
+        loop="asyncio",
         http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=15,

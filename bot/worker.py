@@ -20,8 +20,8 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CONCURRENCY = 20  # each slot holds one Redis connection while it waits for a job
-REDIS_CONNECTIONS = 100
+CONCURRENCY = 50  # each slot holds one Redis connection while it waits for a job
+REDIS_CONNECTIONS = 150
 DRAIN_SECONDS = 10
 
 

@@ -346,3 +346,23 @@ def wait_for_live_worker(redis_url: str, timeout: float = 15.0) -> None:
         assert time.monotonic() < deadline, "no worker reported in"
         time.sleep(0.05)
     time.sleep(1.1)
+
+
+def is_waiting_note(response: dict[str, Any]) -> bool:
+    """The placeholder a lookup still waiting 3 s after it was asked shows until its answer comes."""
+    return "blocks" not in response and str(response.get("text", "")).startswith(
+        ":hourglass_flowing_sand: Looking up"
+    )
+
+
+def lookup_answer(slack: Any, key: str, timeout: float = 10.0) -> dict[str, Any]:
+    """A lookup's one answer at its response_url, past the waiting note a slow lookup shows first;
+    when there was one, the answer replaces it."""
+    answers = slack.wait_for(
+        lambda s: (got := s._responses_unlocked(key)) and not is_waiting_note(got[-1]) and got, timeout
+    )
+    *notes, answer = answers
+    assert len(notes) <= 1 and all(is_waiting_note(n) for n in notes), answers
+    if notes:
+        assert answer["replace_original"] is True, answer
+    return answer

@@ -15,12 +15,13 @@ from typing import Any
 
 import redis as sync_redis
 
+from bot.jobs.kinds import Origin, PollJob, ReplyTarget
 from bot.render.buttons import encode_target
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack
 from tests.harness import API_KEY, EXEC_ID, BotServer, block_actions, connect, wait_for_live_worker
 from tests.redis_process import RedisProcess
-from tests.test_e2e_worker import Workers
+from tests.test_e2e_worker import Workers, queue_job
 
 VALUE = encode_target(EXEC_ID, "acme")
 
@@ -152,6 +153,56 @@ def test_a_follow_outlives_the_worker_polling_it(
     assert len(finished_replies(slack)) == 1
     assert actions_of(slack.responses_to("kill")[-1]) == ["rerun_execution"]
     assert "Traceback" not in workers.log(1)
+
+
+def the_follow(redis_url: str) -> tuple[str, str]:
+    """The one follow on record: (follow_id, generation)."""
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        (key,) = client.keys("refold-bot:follow:*")
+        return key.decode().rsplit(":", 1)[1], client.hget(key, "gen").decode()
+    finally:
+        client.close()
+
+
+def test_polls_of_one_follow_that_run_at_once_tell_the_thread_once(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path: Path
+) -> None:
+    # A worker killed between scheduling a follow's next poll and saving its own leaves two polls of
+    # one follow that can run at the same moment. Here Slack takes 3 s to accept the thread reply, and
+    # two more polls are queued the moment the first poll to see the end starts telling the thread.
+    prepare(refold, redis_url, bot_key, [nightly(1)])
+    workers = Workers(bot, tmp_path)
+    workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        click_follow(bot, slack, "race", ephemeral=False)
+        slack.wait_responses("race")
+        follow_id, generation = the_follow(redis_url)
+        slack.latency["chat.postMessage"] = 3.0
+        refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+        slack.wait_for(lambda s: finished_replies(s), timeout=20)
+        for seq in (1000, 1001):
+            poll = PollJob(
+                origin=Origin(team_id="T1", user_id="U1"),
+                reply=ReplyTarget(channel_id="C1", user_id="U1", message_ts="1.1", ephemeral=False),
+                interaction=f"{follow_id}:{generation[:12]}:{seq}",
+                follow_id=follow_id,
+                generation=generation,
+                seq=seq,
+            )
+            assert queue_job(redis_url, bot_key, poll)
+        slack.wait_for(lambda s: follow_records(redis_url) == 0, timeout=10)
+        time.sleep(4.0)  # room for a second reply, had another poll sent one
+    finally:
+        workers.stop_all()
+    # Every poll ran. At least one besides the teller saw the run end while the teller was still
+    # telling the thread (one that stands back ends the follow, so a later one may find it over).
+    log = workers.log(0)
+    ended = log.count(f"followed run {EXEC_ID} ended ERRORED")
+    assert ended >= 2 and ended + log.count("does nothing") == 3, log
+    assert len(finished_replies(slack)) == 1
+    assert "Traceback" not in workers.log(0)
 
 
 def test_when_the_response_url_is_spent_updates_go_on_through_chat_update(

@@ -6,7 +6,7 @@ import time
 
 from tests.fakes.refold import FakeRefold, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import API_KEY, EXEC_ID, BotServer, connect
+from tests.harness import API_KEY, EXEC_ID, BotServer, connect, lookup_answer
 
 APP_TOKEN = "xapp-1-A1-1234567890-socketmodetoken"
 
@@ -55,7 +55,7 @@ def test_slash_command_over_socket_mode(
             lambda s: [m for m in s.socket_inbox if m.get("envelope_id") == "env-1"], timeout=10
         )
         assert ack[0]["envelope_id"] == "env-1"
-        (reply,) = slack.wait_responses("sm")
+        reply = lookup_answer(slack, "sm")
         assert "HubSpot token expired" in str(reply["blocks"])
     finally:
         code = bot.stop()

@@ -18,6 +18,7 @@ from bot.refold.client import RefoldClient, RetryPolicy
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.refold.errors import NotFound
 from bot.refold.ids import InvalidExecutionId
+from bot.store import keys
 from bot.store.credentials import CredentialStore
 from bot.store.crypto import Cipher
 from bot.store.errors import StoreUnavailable
@@ -108,6 +109,44 @@ async def test_a_dead_lease_holder_delays_the_others_at_most_its_lease(processes
     assert result.execution.status == "ERRORED"
     assert refold.count("get") == 1
     assert LEASE_SECONDS - 1 <= waited <= LEASE_SECONDS + 1.5
+
+
+class LongLine:
+    """A rate limiter whose first turn comes only after `seconds`: a long line of earlier requests."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.waiting = asyncio.Event()
+
+    async def acquire(self, key: str, *, again: bool = False) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        self.waiting.set()
+        await asyncio.sleep(seconds)
+        return time.monotonic()
+
+
+async def test_a_holder_waiting_in_a_long_line_keeps_its_lease_so_one_call_serves_all(
+    processes, refold: FakeRefold
+) -> None:
+    """The lease outlives its 5 s while its holder waits its turn at the rate limit: the other process
+    waits for the holder's result instead of calling Refold a second time."""
+    first, second = processes
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    line = LongLine(LEASE_SECONDS + 2)
+    patient = ExecutionLookup(
+        first.lookup._resolver,
+        RefoldClient(first.http, RetryPolicy(attempts=1), line),
+        KnownAccounts(first.redis),
+        first.redis,
+        first.cache,
+    )
+    holder = asyncio.create_task(patient.lookup(WORKSPACE, EXEC_ID))
+    await line.waiting.wait()  # the holder took the lease and waits for its turn
+    assert await first.redis.exists(keys.fetch_lease(first.flight))
+    follower = await second.lookup.lookup(WORKSPACE, EXEC_ID)
+    assert (await holder).execution == follower.execution
+    assert refold.count("get") == 1
+    await patient.bookkeeping.drain(2)
 
 
 async def test_a_holder_that_fails_releases_the_lease_for_the_next(processes, refold: FakeRefold) -> None:

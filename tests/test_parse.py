@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.parse import (
+    ALERT_EVENTS,
+    AlertsCommand,
     FoundExecution,
     InvalidCommand,
     LookupCommand,
@@ -163,9 +165,19 @@ def test_hostile_shapes_never_raise() -> None:
 @given(st.text(max_size=300))
 def test_any_command_text_parses_to_something(text: str) -> None:
     result = parse_command(text)
-    assert isinstance(result, LookupCommand | VerbCommand | InvalidCommand)
+    assert isinstance(result, LookupCommand | VerbCommand | AlertsCommand | InvalidCommand)
     if isinstance(result, LookupCommand):
         assert len(result.execution_id) == 24 and result.execution_id == result.execution_id.lower()
+    if isinstance(result, AlertsCommand):
+        assert result.action in {"on", "off", "list", "help"} and result.events in ALERT_EVENTS
+
+
+def test_alert_commands_parse_whatever_their_case() -> None:
+    # Found by the property above: typed in capitals, `alerts on` is still the alerts command.
+    assert parse_command("ALERTS ON") == AlertsCommand(action="on")
+    assert parse_command("Alerts On ALL env:Production") == AlertsCommand(
+        action="on", events="all", environment="production"
+    )
 
 
 @settings(max_examples=200, deadline=None)

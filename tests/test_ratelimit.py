@@ -6,8 +6,10 @@ import asyncio
 import time
 
 import redis.asyncio as aioredis
+from pyrate_limiter import Duration, Rate
 
 from bot.refold.errors import RefoldBusy
+from bot.refold.place import Place, watch_place
 from bot.store.ratelimit import RefoldRateLimiter
 from tests.harness import max_in_window
 
@@ -35,15 +37,68 @@ async def test_two_processes_never_exceed_20_per_second_or_5_at_once(redis_url: 
         await c.aclose()
 
 
-async def test_too_long_a_wait_is_refused_politely(redis_url: str) -> None:
+async def test_a_wait_that_would_pass_the_limit_is_refused_at_once(redis_url: str) -> None:
     client = aioredis.from_url(redis_url)
-    limiter = RefoldRateLimiter(client, max_wait_seconds=0.1)
-    results = await asyncio.gather(*(limiter.acquire("k") for _ in range(12)), return_exceptions=True)
-    refused = [r for r in results if isinstance(r, RefoldBusy)]
-    granted = [r for r in results if isinstance(r, float)]
-    assert 3 <= len(granted) <= 5  # the burst, plus what fits in 0.1 s at 12/s
-    assert len(refused) == 12 - len(granted)
-    assert all("busy" in str(r) for r in refused)
+    # 2 a second, no burst to speak of, 1.2 s at most: the first three fit, the rest cannot.
+    limiter = RefoldRateLimiter(client, rates=[Rate(2, Duration.SECOND, burst=1)], max_wait_seconds=1.2)
+    refused_at: list[float] = []
+    started = time.monotonic()
+
+    async def one() -> float | RefoldBusy:
+        try:
+            return await limiter.acquire("k")
+        except RefoldBusy as exc:
+            refused_at.append(time.monotonic() - started)
+            return exc
+
+    results = await asyncio.gather(*(one() for _ in range(6)))
+    assert [isinstance(r, float) for r in results] == [True, True, True, False, False, False]
+    assert max(refused_at) < 0.3  # told at once, not after waiting out the limit
+    assert all("busy" in str(r) for r in results if isinstance(r, RefoldBusy))
+    assert limiter.waiting("k") == 0
+    await client.aclose()
+
+
+async def test_a_burst_beyond_the_budget_is_served_in_the_order_it_came(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    limiter = RefoldRateLimiter(client, rates=[Rate(10, Duration.SECOND, burst=1)], max_wait_seconds=10)
+    granted: list[int] = []
+
+    async def one(i: int) -> None:
+        await limiter.acquire("k")
+        granted.append(i)
+
+    tasks = []
+    for i in range(12):
+        tasks.append(asyncio.create_task(one(i)))
+        await asyncio.sleep(0)  # each starts waiting before the next is sent
+    await asyncio.gather(*tasks)
+    assert granted == list(range(12))
+    await client.aclose()
+
+
+async def test_a_waiting_request_knows_how_many_are_ahead_of_it(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    limiter = RefoldRateLimiter(client, rates=[Rate(2, Duration.SECOND, burst=1)], max_wait_seconds=10)
+    places: list[Place] = []
+    tasks = []
+    for _ in range(5):
+        with watch_place() as place:
+            places.append(place)
+            tasks.append(asyncio.create_task(limiter.acquire("k")))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.2)
+    # The first was granted at once; the second is at the head, waiting for the bucket to refill.
+    assert [p.ahead for p in places] == [None, 0, 1, 2, 3]
+    assert [p.with_refold for p in places] == [True, False, False, False, False]
+    assert limiter.waiting("k") == 4
+    await asyncio.sleep(0.5)
+    assert [p.ahead for p in places] == [None, None, 0, 1, 2]
+    assert [p.with_refold for p in places] == [True, True, False, False, False]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert limiter.waiting("k") == 0
     await client.aclose()
 
 
@@ -66,9 +121,11 @@ class RecordingGate:
     def __init__(self, *ages: float) -> None:
         self._ages = list(ages)
         self.asked = 0
+        self.again: list[bool] = []
 
-    async def acquire(self, key: str) -> float:
+    async def acquire(self, key: str, *, again: bool = False) -> float:
         self.asked += 1
+        self.again.append(again)
         return time.monotonic() - self._ages.pop(0)
 
 
@@ -91,6 +148,7 @@ async def test_a_turn_that_went_stale_before_sending_is_asked_again(refold) -> N
         fresh = RecordingGate(0.0)
         await RefoldClient(http, RetryPolicy(attempts=1), fresh).get_execution(creds, EXEC_ID)
     assert (stalled.asked, fresh.asked) == (2, 1)
+    assert stalled.again == [False, True]  # asked again at the head of the line, not its back
     assert refold.count("get") == 2  # each lookup sent once
 
 

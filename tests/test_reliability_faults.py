@@ -20,7 +20,7 @@ from bot.store.credentials import CredentialStore, Scope, StoredCredentials
 from bot.store.crypto import Cipher
 from tests.fakes.refold import FakeRefold, Fault, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import API_KEY, EXEC_ID, BotServer, connect, free_port, message_shortcut
+from tests.harness import API_KEY, EXEC_ID, BotServer, connect, free_port, lookup_answer, message_shortcut
 from tests.redis_process import RedisProcess
 
 REQUEST_ID = "req-7f3a"
@@ -32,8 +32,7 @@ def ask(bot: BotServer, slack: FakeSlack, key: str, text: str = EXEC_ID) -> tupl
     ack = bot.command(text, slack.response_url(key))
     ack_seconds = time.monotonic() - started
     assert ack.status_code == 200
-    (reply,) = slack.wait_responses(key, timeout=20)
-    return ack_seconds, reply
+    return ack_seconds, lookup_answer(slack, key, timeout=20)
 
 
 REFOLD_FAULTS = {
@@ -247,7 +246,7 @@ def test_redis_killed_then_restarted(
         assert "storage (Redis) is not answering" in during["text"] and "Try again" in during["text"]
         assert bot.http.get(f"{bot.url}/healthz").status_code == 503
         for i in range(5):
-            (reply,) = slack.wait_responses(f"inflight{i}")
+            reply = lookup_answer(slack, f"inflight{i}")
             assert "blocks" in reply or "Redis" in reply["text"]
         redis_process.start()
         back = time.monotonic()

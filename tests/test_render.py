@@ -15,6 +15,7 @@ from bot.refold.models import Execution
 from bot.render.blocks import CardBudget, FollowMark, render_execution
 from bot.render.buttons import decode_follow
 from bot.render.buttons import encode_target as button_value
+from bot.render.messages import lookup_waiting
 from bot.render.text import utf16_len
 from tests.fakes.refold import errored_doc, running_doc
 
@@ -315,3 +316,17 @@ def test_open_in_refold_links_every_card_when_a_dashboard_is_set() -> None:
     plain = card_for(errored_doc(), linked_account_id="acme", shareable=False)
     ids = [e["action_id"] for b in plain.blocks if b["type"] == "actions" for e in b["elements"]]
     assert "open_in_refold" not in ids  # no dashboard set: no link
+
+
+def test_the_waiting_placeholder_says_what_the_lookup_waits_for() -> None:
+    exec_id = "65410cf6cdf931a12d7ab009"
+    queued = lookup_waiting(exec_id, 3, with_refold=False)
+    assert "queued behind 3 other requests" in queued and exec_id in queued
+    assert "next in line" in lookup_waiting(exec_id, 0, with_refold=False)
+    assert "Refold is taking longer than usual" in lookup_waiting(exec_id, None, with_refold=True)
+    # Not yet sent to Refold (the bot's storage is slow, or another lookup of it is under way):
+    # Refold is not blamed.
+    elsewhere = lookup_waiting(exec_id, None, with_refold=False)
+    assert "Refold" not in elsewhere and "taking longer than usual" in elsewhere
+    for text in (queued, elsewhere):
+        assert text.startswith(":hourglass_flowing_sand: Looking up") and "The card will replace" in text

@@ -67,6 +67,8 @@ class JobBase(BaseModel):
 class LookupJob(JobBase):
     kind: Literal["lookup"] = "lookup"
     target: Target
+    # When the person asked (epoch seconds), so a long wait is explained on time; 0: not known.
+    asked_at: float = 0.0
 
 
 class RefreshJob(JobBase):

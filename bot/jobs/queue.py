@@ -31,8 +31,9 @@ RUN = "run"  # the one saq function: it opens the sealed job and hands it to its
 ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 1.0
 RETRY_BACKOFF_MAX_SECONDS = 8.0
-# A job runs at most this long (a Refold retry budget of 15 s, then the reply).
-TIMEOUT_SECONDS = 40
+# A job runs at most this long: up to a minute in its key's line at the Refold rate limit, a Refold
+# retry budget of 15 s, then the reply.
+TIMEOUT_SECONDS = 100
 # A running job touches its record this often; one untouched for HEARTBEAT_SECONDS belonged to a
 # dead worker, and the next sweep puts it back in the queue.
 HEARTBEAT_SECONDS = 4

@@ -93,8 +93,8 @@ def _sentence(kind: ErrorKind, exc: BaseException, surface: Surface) -> tuple[st
         )
     if kind is ErrorKind.BUSY:
         return "hourglass", (
-            "Refold is busy: this workspace is using its whole Refold rate limit right now. "
-            "Try again in a few seconds."
+            "Refold is busy: this workspace has more than a minute of Refold requests waiting "
+            "for its rate limit. Try again in a minute."
         )
     if kind is ErrorKind.RATE_LIMITED:
         return "hourglass", _with_request_id(

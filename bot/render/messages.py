@@ -50,3 +50,21 @@ def refresh_failed_note(at: str, reason: str) -> str:
 
 def failed_for(execution_id: str, reason: str) -> str:
     return f"`{execution_id}`: {reason}"
+
+
+def lookup_waiting(execution_id: str, ahead: int | None, *, with_refold: bool) -> str:
+    """The placeholder a slow lookup shows until its card replaces it. `ahead`: its place in the
+    workspace's line at the Refold rate limit; `with_refold`: Refold has the request."""
+    if ahead is None and with_refold:
+        why = "Refold is taking longer than usual to answer."
+    elif ahead is None:
+        # Waiting on the bot's own storage, or on another lookup of the same execution.
+        why = "This is taking longer than usual."
+    elif ahead == 0:
+        why = "It is next in line for this workspace's Refold rate limit."
+    else:
+        why = (
+            f"It is queued behind {plural(ahead, 'other request')} for this workspace's Refold "
+            "rate limit (Refold allows 20 a second)."
+        )
+    return f":hourglass_flowing_sand: Looking up `{execution_id}`… {why} The card will replace this message."

@@ -77,7 +77,9 @@ def register(
                     new_card=True,
                 )
                 if parsed.follow
-                else LookupJob(origin=origin, reply=reply_at, interaction=key, target=target)
+                else LookupJob(
+                    origin=origin, reply=reply_at, interaction=key, target=target, asked_at=time.time()
+                )
             )
             return
         reply = responder.to(client, interaction.reply_target())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError, ErrorKind
 from bot.jobs.kinds import AnyJob, Origin, Target
+from bot.refold.place import watch_place
+from bot.render import messages
 from bot.render.blocks import Card, CardBudget, FollowMark, render_execution
 from bot.render.errors import describe
 from bot.slack.reply import DELIVERED, Delivery, Reply
@@ -27,6 +31,10 @@ from bot.usecases.workspace import Workspace
 log = logging.getLogger(__name__)
 
 TOO_LONG_ERRORS = {"msg_too_long", "invalid_blocks", "too_many_attachments"}
+# A lookup not answered this long after the person asked shows why it waits, until its card comes;
+# one that starts late (a long job queue) still gets a moment to answer before that.
+WAITING_NOTE_SECONDS = 3.0
+WAITING_NOTE_MIN_SECONDS = 0.5
 
 
 class RetryLater(Exception):
@@ -69,6 +77,7 @@ class JobContext:
     actions: ExecutionActions
     alerts: AlertService
     dashboard_url: str | None = None
+    first_attempt: bool = True
 
     @property
     def workspace(self) -> Workspace:
@@ -96,6 +105,38 @@ class JobContext:
         except Exception as exc:
             log.exception("lookup of %s failed unexpectedly", target.execution_id[:40])
             return Outcome(None, describe(exc))
+
+    async def fetch_explaining_waits(self, target: Target, *, asked_at: float) -> tuple[Outcome, bool]:
+        """Fetch; when the answer is not there WAITING_NOTE_SECONDS after the person asked, show a
+        placeholder that says why (the lookup's place in its workspace's Refold line).
+
+        Returns the outcome and whether a placeholder shows, which the answer must then replace.
+        """
+        now = time.time()
+        with watch_place() as place:
+            fetching = asyncio.create_task(self.fetch(target))
+        try:
+            done, _ = await asyncio.wait(
+                {fetching},
+                timeout=max(WAITING_NOTE_MIN_SECONDS, (asked_at or now) + WAITING_NOTE_SECONDS - now),
+            )
+            if not done:
+                shown = await self.once(
+                    "waiting",
+                    lambda: self.reply.send(
+                        response_type="ephemeral",
+                        text=messages.lookup_waiting(
+                            target.execution_id, place.ahead, with_refold=place.with_refold
+                        ),
+                    ),
+                )
+                return await fetching, bool(shown)
+            # An earlier run of this job may have shown one.
+            if self.first_attempt or self.deliveries is None:
+                return fetching.result(), False
+            return fetching.result(), await self.deliveries.done(self.interaction, "waiting")
+        finally:
+            fetching.cancel()
 
     def card(
         self,
@@ -128,8 +169,12 @@ class JobContext:
         """Send one part of the answer unless an earlier run of this job already did (or, with
         `across`, any job sharing that name: all the polls of one follow)."""
         owner = across or self.interaction
-        if self.deliveries is not None and await self.deliveries.done(owner, part):
-            return DELIVERED
+        if self.deliveries is not None:
+            if await self.deliveries.done(owner, part):
+                return DELIVERED
+            # Jobs sharing `across` can get here together; asking "done?" would let each send.
+            if across is not None and not await self.deliveries.claim(across, part, self.interaction):
+                return DELIVERED  # another job sends it
         delivery = await send()
         if delivery and self.deliveries is not None:
             await self.deliveries.record(owner, part)

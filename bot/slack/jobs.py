@@ -25,12 +25,13 @@ MAX_CARDS = 5
 
 
 async def run_lookup(ctx: JobContext, job: LookupJob) -> None:
-    outcome = await ctx.fetch(job.target)
+    outcome, waiting_shown = await ctx.fetch_explaining_waits(job.target, asked_at=job.asked_at)
+    replace = {"replace_original": True} if waiting_shown else {}
     if outcome.result is None:
-        await ctx.answer("reply", response_type="ephemeral", text=outcome.error)
+        await ctx.answer("reply", response_type="ephemeral", text=outcome.error, **replace)
         return
     card = ctx.card(outcome.result, shareable=True)
-    await ctx.answer("reply", response_type="ephemeral", text=card.text, blocks=card.blocks)
+    await ctx.answer("reply", response_type="ephemeral", text=card.text, blocks=card.blocks, **replace)
 
 
 async def run_refresh(ctx: JobContext, job: RefreshJob) -> None:

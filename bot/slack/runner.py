@@ -57,7 +57,9 @@ class JobRunner:
         self._clock = clock
         self._dashboard_url = dashboard_url
 
-    async def run(self, job: AnyJob, *, queued: bool, final_attempt: bool = True) -> None:
+    async def run(
+        self, job: AnyJob, *, queued: bool, final_attempt: bool = True, first_attempt: bool = True
+    ) -> None:
         bind_request(job.origin.team_id or job.origin.enterprise_id)
         try:
             client = await self._clients.for_origin(job.origin)
@@ -81,6 +83,7 @@ class JobRunner:
             interaction=job.interaction,
             deliveries=self._deliveries if queued else None,
             final_attempt=final_attempt,
+            first_attempt=first_attempt,
             http=self._http,
             follows=self._follows,
             actions=self._actions,
@@ -130,7 +133,12 @@ def job_function(queue: JobQueue, runner: JobRunner) -> Any:
             result = "interrupted"  # cancelled: the worker is stopping, or saq's timeout struck
             try:
                 with metrics.timed(metrics.JOB_SECONDS, job.kind):
-                    await runner.run(job, queued=True, final_attempt=not saq_job.retryable)
+                    await runner.run(
+                        job,
+                        queued=True,
+                        final_attempt=not saq_job.retryable,
+                        first_attempt=saq_job.attempts <= 1,
+                    )
                 result = "ok"
             except RetryLater as exc:
                 log.warning("%s job met a transient failure (%s); it will be retried", job.kind, exc)

@@ -1,8 +1,9 @@
 """Which parts of an interaction's answer already reached Slack, so a re-run job never repeats them.
 
 A queued job can run twice: its worker may die after answering but before saq records the job done.
-The handler asks before each answer and records after it, waiting a few seconds for Redis when it is
-away; Redis still failing after that counts as "not yet".
+The handler asks before each answer (Redis failing counts as "not yet") and records after it, waiting
+a few seconds for Redis when it is away. An answer several jobs may reach at the same moment (the
+polls of one follow) is also claimed first, so exactly one of them sends it.
 """
 
 from __future__ import annotations
@@ -29,15 +30,27 @@ class Deliveries:
         self._redis = redis
 
     async def done(self, interaction: str, part: str) -> bool:
-        key = keys.delivered(f"{interaction}:{part}")
+        # Asked before answering: no waiting here, so a person is never kept waiting on Redis twice.
         try:
-            async for attempt in _patiently():
-                with attempt:
-                    async with redis_errors():
-                        return bool(await self._redis.exists(key))
+            async with redis_errors():
+                return bool(await self._redis.exists(keys.delivered(f"{interaction}:{part}")))
         except StoreUnavailable:
-            pass
-        return False
+            return False
+
+    async def claim(self, name: str, part: str, claimant: str) -> bool:
+        """Whether `claimant` is the one job to send `name`'s `part`, when several may reach it at
+        the same moment: the first to ask is, and stays so (its own re-run may send after it died).
+        Redis failing lets it send: a reply twice beats none."""
+        key = keys.delivery_claim(f"{name}:{part}")
+        try:
+            async with redis_errors():
+                if await self._redis.set(key, claimant, nx=True, ex=REMEMBER_SECONDS):
+                    return True
+                holder = await self._redis.get(key)
+        except StoreUnavailable:
+            log.warning("could not claim an answer shared by several jobs: Redis unavailable")
+            return True
+        return holder is None or holder in (claimant, claimant.encode())
 
     async def record(self, interaction: str, part: str) -> None:
         key = keys.delivered(f"{interaction}:{part}")

@@ -7,9 +7,11 @@ Both degrade to "no cache, no lease" when Redis fails: lookups then go straight 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from redis.asyncio.lock import Lock
@@ -85,6 +87,23 @@ class FetchLease:
                 return bool(await self._lock.locked())
         except StoreUnavailable:
             return False
+
+    @contextlib.asynccontextmanager
+    async def kept(self) -> AsyncIterator[None]:
+        """Hold the lease past its LEASE_SECONDS while the fetch lasts: the holder may wait its turn
+        at the Refold rate limit for up to a minute. Should the holder die, the lease lapses as before."""
+
+        async def extend() -> None:
+            while True:
+                await asyncio.sleep(LEASE_SECONDS / 3)
+                with contextlib.suppress(LockError, RedisError, OSError):
+                    await self._lock.extend(LEASE_SECONDS, replace_ttl=True)
+
+        keeping = asyncio.create_task(extend())
+        try:
+            yield
+        finally:
+            keeping.cancel()
 
     async def release(self) -> None:
         with contextlib.suppress(LockError, RedisError, OSError):

@@ -57,6 +57,11 @@ def delivered(interaction: str) -> str:
     return f"{NAMESPACE}:delivered:{interaction}"
 
 
+def delivery_claim(name: str) -> str:
+    """Which job sends an answer that several jobs may reach at once (the polls of one follow)."""
+    return f"{NAMESPACE}:claim:{name}"
+
+
 def follow(follow_id: str) -> str:
     """One followed message: its generation (plain) and its state (one Fernet token)."""
     return f"{NAMESPACE}:follow:{follow_id}"

@@ -24,7 +24,7 @@ from bot.refold.errors import NotFound
 from bot.refold.ids import normalize_execution_id, normalize_linked_account
 from bot.refold.models import Execution
 from bot.store.errors import StoreUnavailable
-from bot.store.executions import LEASE_SECONDS, ExecutionCache, FetchLease, flight_key
+from bot.store.executions import ExecutionCache, FetchLease, flight_key
 from bot.store.known_accounts import KnownAccounts
 from bot.store.recent import RecentLookup, RecentLookups
 from bot.tasks import BackgroundTasks
@@ -33,6 +33,10 @@ from bot.usecases.workspace import CredentialResolver, ResolvedCredentials, Work
 log = logging.getLogger(__name__)
 
 LEASE_POLL_SECONDS = 0.02
+LEASE_POLL_MAX_SECONDS = 0.5
+# A lease holder keeps its lease while it waits its turn at the Refold rate limit (up to a minute)
+# and its call's retries; a holder alive but stuck longer than this is not waited for.
+LEASE_WAIT_SECONDS = 80.0
 # How long a lookup waits for Redis to come back (a Sentinel failover takes a few seconds) before the
 # person is told it is unavailable.
 REDIS_PATIENCE_SECONDS = 4.0
@@ -243,7 +247,7 @@ class ExecutionLookup:
 
         Returns the execution and, for the lease holder, the lease to release once it is cached.
         """
-        deadline = time.monotonic() + LEASE_SECONDS + 1
+        deadline = time.monotonic() + LEASE_WAIT_SECONDS
         while True:
             lease = FetchLease(self._redis, flight)
             try:
@@ -252,14 +256,18 @@ class ExecutionLookup:
                 return await self._client.get_execution(creds, canonical, override), None
             if leader:
                 try:
-                    return await self._client.get_execution(creds, canonical, override), lease
+                    async with lease.kept():
+                        return await self._client.get_execution(creds, canonical, override), lease
                 except BaseException:
                     await lease.release()
                     raise
             # Another process is fetching: its result lands in the cache, or its lease goes away
-            # (it failed, or died) and this process takes its turn.
+            # (it failed, or died) and this process takes its turn. Polled quickly at first (a
+            # Refold call takes ~100 ms), then less often (the holder may be waiting in line).
+            poll = LEASE_POLL_SECONDS
             while time.monotonic() < deadline:
-                await asyncio.sleep(LEASE_POLL_SECONDS)
+                await asyncio.sleep(poll)
+                poll = min(poll * 1.5, LEASE_POLL_MAX_SECONDS)
                 cached = await self._cache.get(flight)
                 if cached is not None:
                     metrics.SHARED_FETCHES.labels("redis").inc()

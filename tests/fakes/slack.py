@@ -63,6 +63,8 @@ class FakeSlack(LoopbackServer):
         self.socket_inbox: list[dict[str, Any]] = []
         # Channels the bot is not a member of (private ones it was not invited to): posts there fail.
         self.not_member: set[str] = set()
+        # Seconds a Web API method takes to answer (the call is recorded on arrival).
+        self.latency: dict[str, float] = {}
         self._ts = itertools.count(1)
 
     def reset(self) -> None:
@@ -83,6 +85,7 @@ class FakeSlack(LoopbackServer):
             self.socket_outbox.clear()
             self.socket_inbox.clear()
             self.not_member.clear()
+            self.latency.clear()
 
     # --- programming and reading ----------------------------------------------
 
@@ -168,6 +171,9 @@ class FakeSlack(LoopbackServer):
                 if programmed.times <= 0:
                     queue.popleft()
             admins = set(self.admins)
+            delay = self.latency.get(method, 0.0)
+        if delay:
+            await asyncio.sleep(delay)
         if programmed is not None:
             headers = (
                 {"Retry-After": str(programmed.retry_after)} if programmed.retry_after is not None else {}
