@@ -141,6 +141,9 @@ def test_a_job_left_by_a_killed_worker_finishes_on_another_with_one_card(
     # Exactly one card (the job started late, so a waiting note may come first and be replaced).
     assert [r for r in slack.responses_to("killed") if not is_waiting_note(r)] == [reply]
     assert refold.count("get") == 2  # the dead worker's call, then the second worker's
+    # The operator sees why the job ran again, from whichever process swept it.
+    swept = "put 1 job(s) back in the queue: the worker running them stopped touching them"
+    assert swept in workers.log(1) + bot.logs()
     assert recovered_in < 10, recovered_in
     print(f"killed worker's job answered {recovered_in:.1f} s after the kill")
 

@@ -8,6 +8,7 @@ A job's saq key is its kind and interaction, so the same interaction queued twic
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from bot.store import keys
 from bot.store.crypto import Cipher
 from bot.store.errors import StoreUnavailable
 from bot.store.redis import redis_errors
+
+log = logging.getLogger(__name__)
 
 RUN = "run"  # the one saq function: it opens the sealed job and hands it to its handler
 # A job's own attempts. Refold calls inside also retry (stamina); these cover longer outages.
@@ -50,9 +53,68 @@ STANDBY_WAIT_SECONDS = 1.0
 REDIS_AWAY_WAIT_SECONDS = 1.0
 
 
+# A worker takes a job (moves it to the active list), then marks it active in a second step; saq's
+# sweep puts back any job in the active list not marked active, so a sweep landing between the two
+# steps runs a live job twice (tobymao/saq#124, #277). A job is left unmarked for good only when its
+# worker died between them; the sweep puts one back once it has stayed unmarked this long.
+TAKEN_GRACE_SECONDS = 5.0
+# saq's own script, returning nil (not an empty list) when another process holds the sweep lock, so
+# that a skipped sweep is not mistaken for an empty active list.
+ACTIVE_JOBS_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return false
+end
+redis.call('SETEX', KEYS[1], ARGV[1], 1)
+local id_jobs = {}
+for i, v in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    id_jobs[i] = {v, redis.call('GET', v)}
+end
+return id_jobs
+"""
+
+
 class BotQueue(RedisQueue):
+    def __init__(
+        self, redis: aioredis.Redis, name: str, *, taken_grace_seconds: float = TAKEN_GRACE_SECONDS
+    ) -> None:
+        super().__init__(redis, name=name)
+        self.taken_grace_seconds = taken_grace_seconds
+        self._active_jobs = redis.register_script(ACTIVE_JOBS_SCRIPT)
+        # saq's sweep reads the active list through this; ours leaves out jobs taken a moment ago.
+        self._cleanup_script = self._jobs_to_sweep  # type: ignore[assignment]
+        # Each unmarked job this process's sweeps have seen, with the record as it was, since when.
+        self._unmarked: dict[tuple[bytes, bytes], float] = {}
+
     async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT_SECONDS) -> list[str]:
-        return await super().sweep(lock, abort=min(abort, SWEEP_ABORT_WAIT_SECONDS))
+        swept = await super().sweep(lock, abort=min(abort, SWEEP_ABORT_WAIT_SECONDS))
+        if swept:
+            log.info(
+                "put %d job(s) back in the queue: the worker running them stopped touching them "
+                "(it died, or lost Redis): %s",
+                len(swept),
+                ", ".join(self.job_key_from_id(job_id) for job_id in swept),
+            )
+        return swept
+
+    async def _jobs_to_sweep(
+        self, keys: list[str], args: list[int], client: aioredis.Redis
+    ) -> list[tuple[bytes, bytes | None]]:
+        id_jobs = await self._active_jobs(keys=keys, args=args, client=client)
+        if id_jobs is None:
+            return []  # another process sweeps this round
+        now = time.monotonic()
+        unmarked: dict[tuple[bytes, bytes], float] = {}
+        to_check: list[tuple[bytes, bytes | None]] = []
+        for job_id, job_bytes in id_jobs:
+            job = self.deserialize(job_bytes) if job_bytes else None
+            if job is not None and job.status == Status.QUEUED:
+                # The same bytes later: no worker has touched it (a retry would change them too).
+                since = unmarked[(job_id, job_bytes)] = self._unmarked.get((job_id, job_bytes), now)
+                if now - since < self.taken_grace_seconds:
+                    continue
+            to_check.append((job_id, job_bytes))
+        self._unmarked = unmarked
+        return to_check
 
     async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109 - saq's signature
         try:
@@ -75,7 +137,7 @@ class StandbyQueue(BotQueue):
     """
 
     def __init__(self, redis: aioredis.Redis, name: str, worker_alive: Callable[[], Awaitable[bool]]) -> None:
-        super().__init__(redis, name=name)
+        super().__init__(redis, name)
         self._worker_alive = worker_alive
 
     async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109 - saq's signature
