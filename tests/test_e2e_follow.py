@@ -349,3 +349,70 @@ def test_a_follow_survives_a_redis_restart(
         server.stop()
     assert len(finished_replies(slack)) == 1
     assert "Traceback" not in bot.logs()
+
+
+def test_a_follow_asked_for_while_redis_restarts_is_shown_and_followed_to_the_end(
+    refold: FakeRefold, slack: FakeSlack, bot_key: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = RedisProcess(data).start()
+    bot = BotServer(
+        {
+            "SLACK_API_URL": f"{slack.url}/api/",
+            "REDIS_URL": server.url,
+            "CREDENTIALS_KEY": bot_key,
+            "REFOLD_API_URL": refold.url,
+            "FOLLOW_POLL_SECONDS": "1",
+        },
+        tmp_path / "bot.log",
+    ).start()
+    try:
+        prepare(refold, server.url, bot_key, [nightly(1), nightly(2), errored_doc(name="Nightly sync")])
+        server.kill()
+        response = bot.command(f"{EXEC_ID} follow", slack.response_url("down"))
+        assert response.status_code == 200
+        time.sleep(2.0)
+        server.start()
+        slack.wait_for(lambda s: finished_replies(s), timeout=40)
+    finally:
+        bot.stop()
+        server.stop()
+    cards = slack.responses_to("down")
+    assert cards and "Following for <@U1>" in json.dumps(cards[0]["blocks"])
+    assert len(finished_replies(slack)) == 1
+    assert "Traceback" not in bot.logs()
+
+
+def test_a_follow_whose_redis_dies_while_refold_answers_tells_the_person_why(
+    refold: FakeRefold, slack: FakeSlack, bot_key: str, tmp_path: Path
+) -> None:
+    # No worker: the web process runs the follow itself. Redis dies while Refold is answering, so
+    # the run is fetched but its follow cannot be recorded (the chaos soak's one silent follow).
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = RedisProcess(data).start()
+    bot = BotServer(
+        {
+            "SLACK_API_URL": f"{slack.url}/api/",
+            "REDIS_URL": server.url,
+            "CREDENTIALS_KEY": bot_key,
+            "REFOLD_API_URL": refold.url,
+        },
+        tmp_path / "bot.log",
+    ).start()
+    try:
+        prepare(refold, server.url, bot_key, [nightly(1)])
+        refold.latency = 1.5
+        assert bot.command(f"{EXEC_ID} follow", slack.response_url("dies")).status_code == 200
+        slack.wait_for(lambda s: refold.count("get") == 1)
+        server.kill()
+        replies = slack.wait_for(lambda s: s.responses_to("dies"), timeout=15)
+    finally:
+        bot.stop()
+        server.stop()
+    assert [r["text"] for r in replies] == [
+        ":floppy_disk: The bot's storage (Redis) is not answering right now. Try again in a moment."
+    ]
+    assert "follow job gave up: Redis is unavailable" in bot.logs()
+    assert "Traceback" not in bot.logs()

@@ -59,7 +59,9 @@ class JobRunner:
 
     async def run(
         self, job: AnyJob, *, queued: bool, final_attempt: bool = True, first_attempt: bool = True
-    ) -> None:
+    ) -> bool:
+        """Run the job's handler; False when it gave up (Redis failing on its last attempt), having
+        told the person who asked, if someone did."""
         bind_request(job.origin.team_id or job.origin.enterprise_id)
         try:
             client = await self._clients.for_origin(job.origin)
@@ -70,10 +72,10 @@ class JobRunner:
             await Reply(self._http, self._clients.default, job.reply).send(
                 response_type="ephemeral", replace_original=False, text=describe(exc)
             )
-            return
+            return False
         if client is None:
             log.error("no installation for a %s job's workspace; dropped", job.kind)
-            return
+            return False
         context = JobContext(
             lookup=self._lookup,
             origin=job.origin,
@@ -90,7 +92,19 @@ class JobRunner:
             alerts=self._alerts,
             dashboard_url=self._dashboard_url,
         )
-        await handle(context, job)
+        try:
+            await handle(context, job)
+        except StoreUnavailable as exc:
+            if not final_attempt:
+                raise RetryLater(exc.kind.value) from None
+            # Out of attempts (a job run in the web process, while the queue is away, has one).
+            log.warning("%s job gave up: %s", job.kind, exc)
+            if job.reply.response_url:  # someone just asked; polls and alerts have nobody waiting
+                await context.reply.send(
+                    response_type="ephemeral", replace_original=False, text=describe(exc)
+                )
+            return False
+        return True
 
 
 @contextlib.asynccontextmanager
@@ -133,24 +147,17 @@ def job_function(queue: JobQueue, runner: JobRunner) -> Any:
             result = "interrupted"  # cancelled: the worker is stopping, or saq's timeout struck
             try:
                 with metrics.timed(metrics.JOB_SECONDS, job.kind):
-                    await runner.run(
+                    finished = await runner.run(
                         job,
                         queued=True,
                         final_attempt=not saq_job.retryable,
                         first_attempt=saq_job.attempts <= 1,
                     )
-                result = "ok"
+                result = "ok" if finished else "failed"
             except RetryLater as exc:
                 log.warning("%s job met a transient failure (%s); it will be retried", job.kind, exc)
                 result = "retry" if saq_job.retryable else "failed"
                 raise
-            except StoreUnavailable as exc:
-                # Redis went away mid-job: saq retries it (or sweeps it, if it cannot even record that).
-                log.warning(
-                    "%s job met a transient failure (%s); it will be retried", job.kind, exc.kind.value
-                )
-                result = "retry" if saq_job.retryable else "failed"
-                raise RetryLater(exc.kind.value) from None
             except Exception:
                 # Logged here, with the job's kind; saq's own line about it is shortened (bot.logs).
                 log.exception("%s job failed", job.kind)
