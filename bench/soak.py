@@ -425,7 +425,13 @@ def main() -> int:
         soak.stop()
     print()
     print(table)
-    print(f"\nlogs: {soak.tmp}")
+    # Read after the processes stopped, so their last lines are in.
+    tracebacks = {
+        log.name: log.read_text(errors="replace").count("Traceback") for log in Path(soak.tmp).glob("*.log")
+    }
+    print(f"\ntracebacks in the {len(tracebacks)} process logs: {sum(tracebacks.values())}")
+    print(*(f"  {name}: {n}" for name, n in sorted(tracebacks.items()) if n), sep="\n")
+    print(f"logs: {soak.tmp}")
     return 0
 
 
