@@ -60,8 +60,8 @@ class JobRunner:
     async def run(
         self, job: AnyJob, *, queued: bool, final_attempt: bool = True, first_attempt: bool = True
     ) -> bool:
-        """Run the job's handler; False when it gave up (Redis failing on its last attempt), having
-        told the person who asked, if someone did."""
+        """Run the job's handler. False when it could not: no installation for its workspace, or
+        Redis failing on its last attempt (the person who asked, if someone did, is told why)."""
         bind_request(job.origin.team_id or job.origin.enterprise_id)
         try:
             client = await self._clients.for_origin(job.origin)
