@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 
 import redis.asyncio as aioredis
 
 from bot.store.deliveries import Deliveries
+from tests.harness import free_port
 
 
 async def test_of_jobs_reaching_a_shared_answer_together_exactly_one_sends_it(redis_url: str) -> None:
@@ -36,10 +36,7 @@ async def test_of_jobs_reaching_a_shared_answer_together_exactly_one_sends_it(re
 
 
 async def test_with_redis_away_a_claim_lets_the_job_send() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
     try:
         assert await Deliveries(client).claim("follow", "finished", "poll-1")
     finally:

@@ -7,9 +7,11 @@ loopback Slack and Refold counting what they saw. Polls run every second here (F
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,33 @@ def follow_records(redis_url: str) -> int:
         return len(client.keys("refold-bot:follow:*"))
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def bot_on_its_own_redis(
+    refold: FakeRefold, slack: FakeSlack, bot_key: str, tmp_path: Path, **env: str
+) -> Iterator[tuple[RedisProcess, BotServer]]:
+    """The bot's web process on a Redis of its own, which the test may kill and start again."""
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = RedisProcess(data).start()
+    try:
+        bot = BotServer(
+            {
+                "SLACK_API_URL": f"{slack.url}/api/",
+                "REDIS_URL": server.url,
+                "CREDENTIALS_KEY": bot_key,
+                "REFOLD_API_URL": refold.url,
+                **env,
+            },
+            tmp_path / "bot.log",
+        ).start()
+        try:
+            yield server, bot
+        finally:
+            bot.stop()
+    finally:
+        server.stop()
 
 
 def nightly(done: int) -> dict[str, Any]:
@@ -318,35 +347,21 @@ def test_a_follow_survives_a_redis_restart(
     refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str, tmp_path: Path
 ) -> None:
     # `redis_url` empties the shared Redis: no follow of another test can answer in this one.
-    data = tmp_path / "redis"
-    data.mkdir()
-    server = RedisProcess(data).start()
-    bot = BotServer(
-        {
-            "SLACK_API_URL": f"{slack.url}/api/",
-            "REDIS_URL": server.url,
-            "CREDENTIALS_KEY": bot_key,
-            "REFOLD_API_URL": refold.url,
-            "FOLLOW_POLL_SECONDS": "1",
-        },
-        tmp_path / "bot.log",
-    ).start()
-    workers = Workers(bot, tmp_path)
-    try:
-        workers.start()
-        prepare(refold, server.url, bot_key, [nightly(1)])
-        wait_for_live_worker(server.url)
-        click_follow(bot, slack, "restart", ephemeral=False)
-        slack.wait_responses("restart")
-        server.kill()  # appendfsync always: what Redis acknowledged is on disk
-        server.start()
-        refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
-        slack.wait_for(lambda s: finished_replies(s), timeout=40)
-        time.sleep(1.5)
-    finally:
-        workers.stop_all()
-        bot.stop()
-        server.stop()
+    with bot_on_its_own_redis(refold, slack, bot_key, tmp_path, FOLLOW_POLL_SECONDS="1") as (server, bot):
+        workers = Workers(bot, tmp_path)
+        try:
+            workers.start()
+            prepare(refold, server.url, bot_key, [nightly(1)])
+            wait_for_live_worker(server.url)
+            click_follow(bot, slack, "restart", ephemeral=False)
+            slack.wait_responses("restart")
+            server.kill()  # appendfsync always: what Redis acknowledged is on disk
+            server.start()
+            refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
+            slack.wait_for(lambda s: finished_replies(s), timeout=40)
+            time.sleep(1.5)
+        finally:
+            workers.stop_all()
     assert len(finished_replies(slack)) == 1
     assert "Traceback" not in bot.logs()
 
@@ -354,20 +369,7 @@ def test_a_follow_survives_a_redis_restart(
 def test_a_follow_asked_for_while_redis_restarts_is_shown_and_followed_to_the_end(
     refold: FakeRefold, slack: FakeSlack, bot_key: str, tmp_path: Path
 ) -> None:
-    data = tmp_path / "redis"
-    data.mkdir()
-    server = RedisProcess(data).start()
-    bot = BotServer(
-        {
-            "SLACK_API_URL": f"{slack.url}/api/",
-            "REDIS_URL": server.url,
-            "CREDENTIALS_KEY": bot_key,
-            "REFOLD_API_URL": refold.url,
-            "FOLLOW_POLL_SECONDS": "1",
-        },
-        tmp_path / "bot.log",
-    ).start()
-    try:
+    with bot_on_its_own_redis(refold, slack, bot_key, tmp_path, FOLLOW_POLL_SECONDS="1") as (server, bot):
         prepare(refold, server.url, bot_key, [nightly(1), nightly(2), errored_doc(name="Nightly sync")])
         server.kill()
         response = bot.command(f"{EXEC_ID} follow", slack.response_url("down"))
@@ -375,9 +377,6 @@ def test_a_follow_asked_for_while_redis_restarts_is_shown_and_followed_to_the_en
         time.sleep(2.0)
         server.start()
         slack.wait_for(lambda s: finished_replies(s), timeout=40)
-    finally:
-        bot.stop()
-        server.stop()
     cards = slack.responses_to("down")
     assert cards and "Following for <@U1>" in json.dumps(cards[0]["blocks"])
     assert len(finished_replies(slack)) == 1
@@ -389,28 +388,13 @@ def test_a_follow_whose_redis_dies_while_refold_answers_tells_the_person_why(
 ) -> None:
     # No worker: the web process runs the follow itself. Redis dies while Refold is answering, so
     # the run is fetched but its follow cannot be recorded (the chaos soak's one silent follow).
-    data = tmp_path / "redis"
-    data.mkdir()
-    server = RedisProcess(data).start()
-    bot = BotServer(
-        {
-            "SLACK_API_URL": f"{slack.url}/api/",
-            "REDIS_URL": server.url,
-            "CREDENTIALS_KEY": bot_key,
-            "REFOLD_API_URL": refold.url,
-        },
-        tmp_path / "bot.log",
-    ).start()
-    try:
+    with bot_on_its_own_redis(refold, slack, bot_key, tmp_path) as (server, bot):
         prepare(refold, server.url, bot_key, [nightly(1)])
         refold.latency = 1.5
         assert bot.command(f"{EXEC_ID} follow", slack.response_url("dies")).status_code == 200
         slack.wait_for(lambda s: refold.count("get") == 1)
         server.kill()
         replies = slack.wait_for(lambda s: s.responses_to("dies"), timeout=15)
-    finally:
-        bot.stop()
-        server.stop()
     assert [r["text"] for r in replies] == [
         ":floppy_disk: The bot's storage (Redis) is not answering right now. Try again in a moment."
     ]

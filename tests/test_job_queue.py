@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
 import redis.asyncio as aioredis
 from saq import Status
 from saq.utils import now
@@ -37,63 +39,56 @@ async def sweep_now(queue: BotQueue) -> list[str]:
     return await queue.sweep(lock=1)
 
 
-async def test_a_job_taken_a_moment_ago_is_not_swept_but_one_whose_worker_died_taking_it_is(
-    redis_url: str, bot_key: str
-) -> None:
+@pytest.fixture
+async def jobs(redis_url: str, bot_key: str) -> AsyncIterator[JobQueue]:
+    """The bot's queue on the test Redis, its sweep patient 0.5 s with a job taken but not marked."""
     client = aioredis.from_url(redis_url)
-    try:
-        jobs = JobQueue(client, Cipher([bot_key]))
-        jobs.saq.taken_grace_seconds = 0.5
-        assert await jobs.enqueue(a_lookup("taken"))
-        job_id = await take_without_marking(jobs.saq)
-        # The sweep runs every second in every worker: it may land between a live worker's two steps.
-        assert await sweep_now(jobs.saq) == []
-        assert await client.lrange(jobs.saq.namespace("active"), 0, -1) == [job_id]
-        await asyncio.sleep(0.6)
-        # Still unmarked after the grace: its worker died between the steps. It runs again.
-        assert await sweep_now(jobs.saq) == [job_id.decode()]
-        assert await client.lrange(jobs.saq.namespace("active"), 0, -1) == []
-        job = await jobs.saq.job(jobs.saq.job_key_from_id(job_id.decode()))
-        assert job is not None and job.status == Status.QUEUED
-    finally:
-        await client.aclose()
+    queue = JobQueue(client, Cipher([bot_key]))
+    queue.saq.taken_grace_seconds = 0.5
+    yield queue
+    await client.aclose()
+
+
+async def test_a_job_taken_a_moment_ago_is_not_swept_but_one_whose_worker_died_taking_it_is(
+    jobs: JobQueue,
+) -> None:
+    assert await jobs.enqueue(a_lookup("taken"))
+    job_id = await take_without_marking(jobs.saq)
+    # The sweep runs every second in every worker: it may land between a live worker's two steps.
+    assert await sweep_now(jobs.saq) == []
+    assert await jobs.saq.redis.lrange(jobs.saq.namespace("active"), 0, -1) == [job_id]
+    await asyncio.sleep(0.6)
+    # Still unmarked after the grace: its worker died between the steps. It runs again.
+    assert await sweep_now(jobs.saq) == [job_id.decode()]
+    assert await jobs.saq.redis.lrange(jobs.saq.namespace("active"), 0, -1) == []
+    job = await jobs.saq.job(jobs.saq.job_key_from_id(job_id.decode()))
+    assert job is not None and job.status == Status.QUEUED
 
 
 async def test_a_marked_job_with_a_live_heartbeat_is_left_alone_and_a_stale_one_is_put_back(
-    redis_url: str, bot_key: str
+    jobs: JobQueue,
 ) -> None:
-    client = aioredis.from_url(redis_url)
-    try:
-        jobs = JobQueue(client, Cipher([bot_key]))
-        assert await jobs.enqueue(a_lookup("marked"))
-        job_id = await take_without_marking(jobs.saq)
-        job = await jobs.saq.job(jobs.saq.job_key_from_id(job_id.decode()))
-        assert job is not None
-        job.started = job.touched = now()  # what a worker records as it marks the job
-        await job.update(status=Status.ACTIVE)
-        assert await sweep_now(jobs.saq) == []
-        # Its worker stops touching it (killed): past the heartbeat, the sweep puts it back.
-        job.touched -= (job.heartbeat + 1) * 1000
-        await client.set(job.id, jobs.saq.serialize(job))
-        assert await sweep_now(jobs.saq) == [job_id.decode()]
-    finally:
-        await client.aclose()
+    assert await jobs.enqueue(a_lookup("marked"))
+    job_id = await take_without_marking(jobs.saq)
+    job = await jobs.saq.job(jobs.saq.job_key_from_id(job_id.decode()))
+    assert job is not None
+    job.started = job.touched = now()  # what a worker records as it marks the job
+    await job.update(status=Status.ACTIVE)
+    assert await sweep_now(jobs.saq) == []
+    # Its worker stops touching it (killed): past the heartbeat, the sweep puts it back.
+    job.touched -= (job.heartbeat + 1) * 1000
+    await jobs.saq.redis.set(job.id, jobs.saq.serialize(job))
+    assert await sweep_now(jobs.saq) == [job_id.decode()]
 
 
 async def test_while_another_process_holds_the_sweep_lock_a_sweep_does_nothing_and_forgets_nothing(
-    redis_url: str, bot_key: str
+    jobs: JobQueue,
 ) -> None:
-    client = aioredis.from_url(redis_url)
-    try:
-        jobs = JobQueue(client, Cipher([bot_key]))
-        other = BotQueue(client, JOB_QUEUE, taken_grace_seconds=0.5)
-        jobs.saq.taken_grace_seconds = 0.5
-        assert await jobs.enqueue(a_lookup("locked"))
-        job_id = await take_without_marking(jobs.saq)
-        assert await sweep_now(jobs.saq) == []  # seen unmarked, from now
-        assert await sweep_now(other) == []  # the other process's turn: it holds the lock a second
-        await asyncio.sleep(0.6)
-        assert await jobs.saq.sweep(lock=1) == []  # locked out: skipped, still remembering
-        assert await sweep_now(jobs.saq) == [job_id.decode()]
-    finally:
-        await client.aclose()
+    other = BotQueue(jobs.saq.redis, JOB_QUEUE, taken_grace_seconds=0.5)
+    assert await jobs.enqueue(a_lookup("locked"))
+    job_id = await take_without_marking(jobs.saq)
+    assert await sweep_now(jobs.saq) == []  # seen unmarked, from now
+    assert await sweep_now(other) == []  # the other process's turn: it holds the lock a second
+    await asyncio.sleep(0.6)
+    assert await jobs.saq.sweep(lock=1) == []  # locked out: skipped, still remembering
+    assert await sweep_now(jobs.saq) == [job_id.decode()]

@@ -11,7 +11,7 @@ from pyrate_limiter import Duration, Rate
 from bot.refold.errors import RefoldBusy
 from bot.refold.place import Place, watch_place
 from bot.store.ratelimit import RefoldRateLimiter
-from tests.harness import max_in_window
+from tests.harness import free_port, max_in_window
 
 
 async def test_two_processes_never_exceed_20_per_second_or_5_at_once(redis_url: str) -> None:
@@ -103,12 +103,7 @@ async def test_a_waiting_request_knows_how_many_are_ahead_of_it(redis_url: str) 
 
 
 async def test_redis_down_lets_requests_through() -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    client = aioredis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.2)
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
     started = time.monotonic()
     await RefoldRateLimiter(client).acquire("k")
     assert time.monotonic() - started < 1.0
