@@ -26,7 +26,7 @@ from saq import Worker  # noqa: E402
 from bot.container import WORKER_TIMERS as TIMERS  # noqa: E402
 from bot.jobs.kinds import LookupJob, Origin, ReplyTarget, Target  # noqa: E402
 from bot.jobs.queue import RUN, JobQueue  # noqa: E402
-from bot.slack.runner import keep_alive  # noqa: E402
+from bot.slack.handlers.runner import keep_alive  # noqa: E402
 from bot.store.crypto import Cipher  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,12 +16,22 @@ from starlette.routing import Route
 
 from bot import metrics
 from bot.container import Container
-from bot.logs import bind_request
 from bot.metrics_http import metrics_endpoint
 from bot.render.messages import NOT_INSTALLED
 from bot.settings import SlackMode
-from bot.slack import actions, commands, connect, home, lifecycle, output, redelivery, shortcuts, unfurls
 from bot.slack.authorize import RotationSafeAuthorize
+from bot.slack.listeners import (
+    app_home,
+    card_buttons,
+    commands,
+    connect_form,
+    lifecycle,
+    link_shared,
+    log_context,
+    node_output,
+    redelivery,
+    shortcuts,
+)
 from bot.slack.oauth import oauth_settings
 from bot.slack.payloads import sketch
 from bot.store.redis import ping
@@ -30,21 +39,19 @@ from bot.webhooks import read_capped, webhook_endpoint
 
 log = logging.getLogger(__name__)
 
-# One listener module per Slack surface; each `register` takes the services it uses.
-SURFACES = (commands, shortcuts, actions, output, connect, lifecycle, unfurls, home)
-
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def register_surfaces(app: AsyncApp, c: Container) -> None:
+    """One listener module per Slack surface; each `register` takes the services it uses."""
     commands.register(app, c.dispatcher, c.responder, c.resolver, c.follows, c.actions, c.alerts)
     shortcuts.register(app, c.dispatcher)
-    actions.register(app, c.dispatcher, c.responder)
-    output.register(app, c.responder, c.lookup)
-    connect.register(app, c.responder, c.connect)
+    card_buttons.register(app, c.dispatcher, c.responder)
+    node_output.register(app, c.responder, c.lookup)
+    connect_form.register(app, c.responder, c.connect)
     lifecycle.register(app, c.connect, c.installations, c.alerts, c.lookup)
-    unfurls.register(app, c.dispatcher, c.settings.refold_unfurl_domains, c.settings.refold_dashboard_url)
-    home.register(app, c.responder, home.HomeSources(c.resolver, c.lookup, c.follows, c.alerts))
+    link_shared.register(app, c.dispatcher, c.settings.refold_unfurl_domains, c.settings.refold_dashboard_url)
+    app_home.register(app, c.responder, app_home.HomeSources(c.resolver, c.lookup, c.follows, c.alerts))
 
 
 def build_app(c: Container) -> AsyncApp:
@@ -82,13 +89,7 @@ def build_app(c: Container) -> AsyncApp:
     else:
         app = AsyncApp(**common)
 
-    @app.middleware
-    async def bind_log_context(
-        context: AsyncBoltContext, body: dict[str, Any], next: Callable[[], Awaitable[None]]
-    ) -> None:
-        bind_request(context.team_id or context.enterprise_id)
-        await next()
-
+    log_context.register(app)
     redelivery.register(app, c.seen)
     register_surfaces(app, c)
     return app

@@ -22,9 +22,9 @@ from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.settings import Settings, SlackMode
 from bot.slack.clients import SlackClients
 from bot.slack.dispatch import Dispatcher
-from bot.slack.job_context import FollowKit
+from bot.slack.follow_records import FollowKit
+from bot.slack.handlers.runner import JobRunner, job_function
 from bot.slack.responder import Responder
-from bot.slack.runner import JobRunner, job_function
 from bot.store.alert_routes import AlertRouteStore
 from bot.store.audit import AuditLog
 from bot.store.credentials import CredentialStore
@@ -187,6 +187,7 @@ def build_container(
         follows,
         actions,
         alerts,
+        scheduler=jobs,
         dashboard_url=settings.refold_dashboard_url,
     )
     tasks = BackgroundTasks()
@@ -210,6 +211,6 @@ def build_container(
         jobs=jobs,
         runner=runner,
         tasks=tasks,
-        dispatcher=Dispatcher(jobs, runner, tasks),
+        dispatcher=Dispatcher(jobs, runner.run, tasks),
         responder=Responder(http, tasks),
     )

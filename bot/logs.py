@@ -94,7 +94,7 @@ def _short_job(arg: object) -> object:
 
 class OneLine(logging.Filter):
     """A library's traceback about a job becomes one line naming the exception: the bot logs its own
-    failures, with the traceback where it helps (`bot.slack.runner`), and retries are expected."""
+    failures, with the traceback where it helps (`bot.slack.handlers.runner`), and retries are expected."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from bot.refold.ids import (
     InvalidExecutionId,
@@ -24,16 +24,20 @@ class LookupCommand:
     follow: bool = False  # `/execution <id> [account] follow`
 
 
+Verb = Literal["help", "status", "connect", "disconnect", "following"]
+AlertAction = Literal["on", "off", "list", "help"]
+
+
 @dataclass(frozen=True)
 class VerbCommand:
-    verb: str  # help | status | connect | disconnect | following
+    verb: Verb
 
 
 @dataclass(frozen=True)
 class AlertsCommand:
     """`/execution alerts on [errored|completed|all] [env:…] [workflow:…]`, `off`, `list`."""
 
-    action: str  # on | off | list | help
+    action: AlertAction
     events: str = "errored"
     environment: str | None = None
     workflow: str | None = None
@@ -51,7 +55,8 @@ ALERT_EVENTS = frozenset({"errored", "completed", "all"})
 ENVIRONMENTS = frozenset({"production", "test"})
 MAX_WORKFLOW_CHARS = 200
 
-VERBS = frozenset({"help", "status", "connect", "disconnect", "following"})
+VERBS: dict[str, Verb] = {verb: verb for verb in get_args(Verb)}
+ALERT_ACTIONS: dict[str, AlertAction] = {action: action for action in get_args(AlertAction)}
 FOLLOW_WORD = "follow"
 _SLACK_LINK = re.compile(r"<(?:mailto:|tel:|https?://)?([^<>|]*)(?:\|([^<>]*))?>")
 _QUOTES = "`'\"“”‘’"
@@ -75,10 +80,11 @@ def parse_command(text: str | None) -> Command:
     first = words[0].lower()
     if first == ALERTS_WORD:
         return parse_alerts(unwrap_slack_formatting(text or "").strip()[len(words[0]) :])
-    if first in VERBS:
+    verb = VERBS.get(first)
+    if verb is not None:
         if len(words) > 1:
             return InvalidCommand(f"`{first}` takes no arguments.")
-        return VerbCommand(first)
+        return VerbCommand(verb)
     follow = len(words) > 1 and words[-1].lower() == FOLLOW_WORD
     if follow:
         words = words[:-1]
@@ -103,9 +109,10 @@ def parse_alerts(rest: str) -> AlertsCommand | InvalidCommand:
     head, workflow_text = (rest, "") if at < 0 else (rest[:at], rest[at + len("workflow:") :])
     words = [w.strip(_QUOTES) for w in head.split()]
     words = [w for w in words if w]
-    action = words[0].lower() if words else "help"
-    if action not in {"on", "off", "list", "help"}:
-        return InvalidCommand(f"`alerts {action[:20]}` is not a choice: use `on`, `off` or `list`.")
+    word = words[0].lower() if words else "help"
+    action = ALERT_ACTIONS.get(word)
+    if action is None:
+        return InvalidCommand(f"`alerts {word[:20]}` is not a choice: use `on`, `off` or `list`.")
     if action != "on":
         if len(words) > 1 or workflow_text:
             return InvalidCommand(f"`alerts {action}` takes no filters.")

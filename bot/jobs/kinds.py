@@ -83,9 +83,13 @@ class ShareJob(JobBase):
     target: Target
 
 
+# The message shortcut answers with at most this many cards, however many executions a message names.
+MAX_SHORTCUT_CARDS = 5
+
+
 class ShortcutJob(JobBase):
     kind: Literal["shortcut"] = "shortcut"
-    targets: list[Target]
+    targets: list[Target]  # at most MAX_SHORTCUT_CARDS
     # How many the message named in all, so the answer can say how many were left out.
     found: int
 
@@ -201,22 +205,6 @@ AnyJob = Annotated[
     | UnfurlJob,
     Field(discriminator="kind"),
 ]
-
-# The table of kinds. Adding a kind means adding it here and a handler in `bot.slack.jobs`.
-JOB_KINDS: dict[str, type[JobBase]] = {
-    "lookup": LookupJob,
-    "refresh": RefreshJob,
-    "share": ShareJob,
-    "shortcut": ShortcutJob,
-    "follow": FollowJob,
-    "poll": PollJob,
-    "unfollow": UnfollowJob,
-    "rerun": RerunJob,
-    "stop": StopJob,
-    "alert": AlertJob,
-    "storm": StormSummaryJob,
-    "unfurl": UnfurlJob,
-}
 
 _ADAPTER: TypeAdapter[AnyJob] = TypeAdapter(AnyJob)
 

@@ -7,20 +7,28 @@ fails, the web process runs the same handler itself, so a deployment without wor
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import Protocol
 
 from bot.jobs.kinds import AnyJob
 from bot.jobs.queue import JobQueue
-from bot.slack.runner import JobRunner
 from bot.store.errors import StoreUnavailable
 from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
 
+class RunHere(Protocol):
+    """Runs a job in this process (the handlers' runner, given by the container): listeners never
+    import the handlers."""
+
+    def __call__(self, job: AnyJob, *, queued: bool) -> Awaitable[bool]: ...
+
+
 class Dispatcher:
-    def __init__(self, queue: JobQueue | None, runner: JobRunner, tasks: BackgroundTasks) -> None:
+    def __init__(self, queue: JobQueue | None, run_here: RunHere, tasks: BackgroundTasks) -> None:
         self._queue = queue
-        self._runner = runner
+        self._run_here = run_here
         self._tasks = tasks
 
     def submit(self, job: AnyJob) -> None:
@@ -36,4 +44,4 @@ class Dispatcher:
                     return
             except StoreUnavailable:
                 log.warning("job queue unavailable; running %s here", job.kind)
-        await self._runner.run(job, queued=False)
+        await self._run_here(job, queued=False)

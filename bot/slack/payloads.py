@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.jobs.kinds import Origin, ReplyTarget
+from bot.slack.follow_records import derived_follow_id
 from bot.usecases.workspace import Workspace
 
 
@@ -132,11 +133,6 @@ class Interaction:
             self.action_ts,
         )
         return hashlib.sha256("\0".join(p or "" for p in parts).encode()).hexdigest()[:32]
-
-
-def derived_follow_id(*parts: str) -> str:
-    """A follow's name (32 hex characters), the same for the same parts in every process."""
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
 def sketch(raw: bytes) -> tuple[str, str]:

@@ -7,34 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.jobs.kinds import ReplyTarget
+from bot.slack import web_api
+from bot.slack.web_api import DELIVERED, Delivery, transient_status
 
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """Whether an answer reached Slack; when it did not, whether trying later could help."""
-
-    ok: bool
-    transient: bool = False
-    ts: str | None = None  # the posted message, when Slack said which
-    error: str | None = None  # Slack's error code, when it refused
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-DELIVERED = Delivery(True)
-
-
-def _transient_status(status: int) -> bool:
-    return status == 429 or status >= 500
 
 
 @dataclass(frozen=True)
@@ -50,20 +31,15 @@ class Reply:
             return first
         text, blocks = kwargs.get("text"), kwargs.get("blocks")
         channel, user = self.target.channel_id, self.target.user_id
-        try:
-            if kwargs.get("response_type") == "in_channel" and channel:
-                await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-            elif channel and user:
-                await self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blocks)
-            else:
-                raise LookupError("no channel to fall back to")
-        except (SlackApiError, LookupError) as exc:
-            error = exc.response.get("error") if isinstance(exc, SlackApiError) else str(exc)
-            log.error("reply could not be delivered (response_url failed; fallback: %s)", error)
-            return Delivery(False, first.transient)
-        except Exception as exc:
-            log.error("reply could not be delivered (response_url failed; fallback: %s)", type(exc).__name__)
-            return Delivery(False, True)
+        if kwargs.get("response_type") == "in_channel" and channel:
+            fallback = await web_api.post(self.client, channel, text or "", blocks=blocks)
+        elif channel and user:
+            fallback = await web_api.post_privately(self.client, channel, user, text, blocks=blocks)
+        else:
+            fallback = Delivery(False, error="no channel to fall back to")
+        if not fallback:
+            log.error("reply could not be delivered (response_url failed; fallback: %s)", fallback.error)
+            return Delivery(False, first.transient or fallback.transient)
         log.warning("response_url failed; replied with a bot message instead")
         return DELIVERED
 
@@ -82,5 +58,5 @@ class Reply:
         status = response.status_code
         if status >= 400:
             log.warning("response_url answered HTTP %s", status)
-            return Delivery(False, _transient_status(status))
+            return Delivery(False, transient_status(status))
         return DELIVERED

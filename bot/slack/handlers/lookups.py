@@ -1,27 +1,25 @@
-"""What each job kind does: look the execution up, render it, answer in Slack.
+"""The lookup family of jobs: look the execution up, render it, answer in Slack (a command's
+lookup, Refresh, Share to channel, the message shortcut).
 
-Handlers run in a worker or, with none alive, in the web process; they are listed in HANDLERS, one
-per kind of `bot.jobs.kinds.JOB_KINDS`. A failure a later attempt could fix raises `RetryLater`
-unless this is the job's last attempt, when the person is told what happened instead.
+A failure a later attempt could fix asks for one (`JobContext.retry_unless_final`) unless this is the
+job's last attempt, when the person is told what happened instead.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from bot.jobs.kinds import AnyJob, LookupJob, RefreshJob, ShareJob, ShortcutJob
+from bot.jobs.kinds import MAX_SHORTCUT_CARDS, LookupJob, RefreshJob, ShareJob, ShortcutJob
 from bot.render import messages
 from bot.render.blocks import Card, CardBudget, with_refresh_note
-from bot.slack import alerts, follow, operate, unfurl_job
-from bot.slack.job_context import JobContext, post_in_thread
-from bot.slack.reply import Delivery
+from bot.slack import web_api
+from bot.slack.handlers.context import JobContext
+from bot.slack.handlers.following import still_followed
+from bot.slack.web_api import Delivery
 from bot.usecases.lookup import LookupResult
 
 log = logging.getLogger(__name__)
-
-MAX_CARDS = 5
 
 
 async def run_lookup(ctx: JobContext, job: LookupJob) -> None:
@@ -37,7 +35,7 @@ async def run_lookup(ctx: JobContext, job: LookupJob) -> None:
 async def run_refresh(ctx: JobContext, job: RefreshJob) -> None:
     outcome = await ctx.fetch(job.target)
     if outcome.result is not None:
-        mark = await follow.still_followed(ctx, job.follow_id)
+        mark = await still_followed(ctx, job.follow_id)
         card = ctx.card(outcome.result, shareable=job.reply.ephemeral, follow=mark)
         await ctx.answer("reply", replace_original=True, text=card.text, blocks=card.blocks)
         return
@@ -73,7 +71,7 @@ async def run_shortcut(ctx: JobContext, job: ShortcutJob) -> None:
         return
     channel, thread_ts = job.reply.channel_id, job.reply.thread_ts
     in_thread = bool(channel and thread_ts)
-    for index, target in enumerate(job.targets[:MAX_CARDS]):
+    for index, target in enumerate(job.targets[:MAX_SHORTCUT_CARDS]):
         part = f"card-{index}"
         outcome = await ctx.fetch(target)
         if outcome.result is None:
@@ -91,9 +89,11 @@ async def run_shortcut(ctx: JobContext, job: ShortcutJob) -> None:
             in_thread = False
         card = ctx.card(result, shareable=True)
         await ctx.answer(part, response_type="ephemeral", text=card.text, blocks=card.blocks)
-    if job.found > MAX_CARDS:
+    if job.found > MAX_SHORTCUT_CARDS:
         await ctx.answer(
-            "more", response_type="ephemeral", text=messages.more_executions(job.found - MAX_CARDS, MAX_CARDS)
+            "more",
+            response_type="ephemeral",
+            text=messages.more_executions(job.found - MAX_SHORTCUT_CARDS, MAX_SHORTCUT_CARDS),
         )
 
 
@@ -103,27 +103,4 @@ def _thread_poster(
     def render(budget: CardBudget) -> Card:
         return ctx.card(result, shareable=False, budget=budget)
 
-    return lambda: post_in_thread(ctx.client, channel, thread_ts, render)
-
-
-Handler = Callable[[JobContext, Any], Awaitable[None]]
-
-# One handler per job kind; `bot.jobs.kinds.JOB_KINDS` lists the kinds.
-HANDLERS: dict[str, Handler] = {
-    "lookup": run_lookup,
-    "refresh": run_refresh,
-    "share": run_share,
-    "shortcut": run_shortcut,
-    "follow": follow.run_follow,
-    "poll": follow.run_poll,
-    "unfollow": follow.run_unfollow,
-    "rerun": operate.run_rerun,
-    "stop": operate.run_stop,
-    "alert": alerts.run_alert,
-    "storm": alerts.run_storm_summary,
-    "unfurl": unfurl_job.run_unfurl,
-}
-
-
-async def handle(ctx: JobContext, job: AnyJob) -> None:
-    await HANDLERS[job.kind](ctx, job)
+    return lambda: web_api.post_card(ctx.client, channel, thread_ts, render)

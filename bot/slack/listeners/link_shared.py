@@ -1,6 +1,6 @@
 """`link_shared`: Refold links that name an execution unfurl into a compact card.
 
-Redeliveries of the event never get here (`bot.slack.redelivery`).
+Redeliveries of the event never get here (`bot.slack.listeners.redelivery`).
 """
 
 from __future__ import annotations

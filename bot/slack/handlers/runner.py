@@ -18,8 +18,9 @@ from bot.jobs.queue import PULSE_SECONDS, JobQueue, UnreadableJob
 from bot.logs import bind_request
 from bot.render.errors import describe
 from bot.slack.clients import SlackClients
-from bot.slack.job_context import FollowKit, JobContext, RetryLater
-from bot.slack.jobs import handle
+from bot.slack.follow_records import FollowKit, Scheduler
+from bot.slack.handlers.by_kind import handle
+from bot.slack.handlers.context import JobContext, RetryLater
 from bot.slack.reply import Reply
 from bot.store.deliveries import Deliveries
 from bot.store.errors import StoreUnavailable
@@ -44,10 +45,12 @@ class JobRunner:
         follows: FollowKit,
         actions: ExecutionActions,
         alerts: AlertService,
+        scheduler: Scheduler,
         clock: Callable[[], datetime] = utc_now,
         dashboard_url: str | None = None,
     ) -> None:
         self._alerts = alerts
+        self._scheduler = scheduler
         self._follows = follows
         self._actions = actions
         self._lookup = lookup
@@ -90,6 +93,7 @@ class JobRunner:
             follows=self._follows,
             actions=self._actions,
             alerts=self._alerts,
+            scheduler=self._scheduler,
             dashboard_url=self._dashboard_url,
         )
         try:

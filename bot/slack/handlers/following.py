@@ -15,15 +15,15 @@ import logging
 import time
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-
 from bot.errors import BotError, ErrorKind
 from bot.jobs.kinds import FollowedCard, FollowJob, Origin, PollJob, ReplyTarget, Target, UnfollowJob
 from bot.render import follow as words
 from bot.render.blocks import Card, FollowMark
 from bot.render.errors import describe
-from bot.slack.job_context import JobContext, RetryLater
-from bot.slack.reply import DELIVERED, Delivery, Reply
+from bot.slack import web_api
+from bot.slack.handlers.context import JobContext, RetryLater
+from bot.slack.reply import Reply
+from bot.slack.web_api import Delivery
 from bot.store.errors import StoreUnavailable
 from bot.usecases.follow import fingerprint, next_delay, next_poll_at, ran_for_ms
 from bot.usecases.lookup import LookupResult
@@ -119,7 +119,7 @@ async def run_poll(ctx: JobContext, job: PollJob) -> None:
     try:
         record = await store.load(job.follow_id)
     except StoreUnavailable as exc:
-        raise RetryLater(exc.kind.value) from None
+        ctx.retry(exc.kind.value)
     if record is None or record[0] != job.generation:
         log.info("follow ended (unfollowed, replaced or lapsed); poll %d does nothing", job.seq)
         return
@@ -204,28 +204,10 @@ async def _finish(
         lambda: _tell(ctx, state, text, in_thread=True),
         across=f"{job.follow_id}:{job.generation}",
     )
-    if not told and not ctx.final_attempt:
-        raise RetryLater("slack")
+    if not told:
+        ctx.retry_unless_final("slack")
     await ctx.follows.store.stop(state.origin.workspace.label, job.follow_id, job.generation)
     log.info("followed run %s ended %s", state.target.execution_id, execution.status)
-
-
-def follow_lines(active: list[tuple[str, bytes]]) -> list[words.FollowLine]:
-    """The follow store's records as list lines (`/execution following`, the App Home)."""
-    lines = []
-    for _, raw in active:
-        state = FollowedCard.model_validate_json(raw)
-        lines.append(
-            words.FollowLine(
-                execution_id=state.target.execution_id,
-                name=state.name,
-                status=state.status,
-                requester=state.requester,
-                channel_id=state.card.channel_id,
-                started_at=state.started_at,
-            )
-        )
-    return lines
 
 
 def target_label(state: FollowedCard) -> str:
@@ -259,7 +241,7 @@ async def _next_poll(ctx: JobContext, follow_id: str, generation: str, seq: int,
             follow_id, generation, state.model_dump_json().encode(), _record_ttl(ctx), state.last_seq
         )
     except StoreUnavailable as exc:
-        raise RetryLater(exc.kind.value) from None
+        ctx.retry(exc.kind.value)
 
 
 def _response_url_usable(state: FollowedCard, now: float, final: bool) -> bool:
@@ -288,8 +270,8 @@ async def _update_card(ctx: JobContext, state: FollowedCard, card: Card, *, fina
     if updated:
         return state
     if updated.transient:
-        if final and not ctx.final_attempt:
-            raise RetryLater("slack")
+        if final:
+            ctx.retry_unless_final("slack")
         return state  # the next poll tries again
     if not state.told_stale:
         state.told_stale = True
@@ -302,20 +284,16 @@ async def _chat_update(ctx: JobContext, state: FollowedCard, card: Card) -> Deli
     where = state.card
     if where.ephemeral or not where.channel_id or not where.message_ts or state.chat_update_dead:
         return Delivery(False)
-    try:
-        # slack_sdk's rate-limit handler waits out Slack's Retry-After before trying again.
-        await ctx.client.chat_update(
-            channel=where.channel_id, ts=where.message_ts, text=card.text, blocks=card.blocks
-        )
-        return DELIVERED
-    except SlackApiError as exc:
-        error = str(exc.response.get("error") or "")
-        if error == "ratelimited" or exc.response.status_code >= 500:
-            log.warning("chat.update of a followed card failed (%s); next poll tries again", error)
-            return Delivery(False, transient=True)
-        log.warning("chat.update cannot change the followed card (%s)", error)
-        state.chat_update_dead = True
-        return Delivery(False)
+    updated = await web_api.update(
+        ctx.client, where.channel_id, where.message_ts, card.text, blocks=card.blocks
+    )
+    if updated or updated.transient:
+        if not updated:
+            log.warning("chat.update of a followed card failed (%s); next poll tries again", updated.error)
+        return updated
+    log.warning("chat.update cannot change the followed card (%s)", updated.error)
+    state.chat_update_dead = True
+    return Delivery(False)
 
 
 async def _tell(
@@ -323,36 +301,24 @@ async def _tell(
 ) -> Delivery:
     """Tell the requester: in the card's thread when the card is public, else privately, else by DM."""
     where, user = state.card, state.requester
-    attempts: list[tuple[str, dict[str, Any]]] = []
-    if in_thread and not where.ephemeral and where.channel_id and (where.thread_ts or where.message_ts):
-        attempts.append(
-            (
-                "chat_postMessage",
-                {"channel": where.channel_id, "thread_ts": where.thread_ts or where.message_ts},
-            )
-        )
+    thread = where.thread_ts or where.message_ts
+    if in_thread and not where.ephemeral and where.channel_id and thread:
+        said = await web_api.post(ctx.client, where.channel_id, text, thread_ts=thread)
+        if said:
+            return said
+        log.info("a follow's reply in the thread failed (%s); trying a direct message", said.error)
     if privately and where.channel_id and user:
-        attempts.append(("chat_postEphemeral", {"channel": where.channel_id, "user": user}))
-    for method, args in attempts:
-        try:
-            await getattr(ctx.client, method)(text=text, **args)
-            return DELIVERED
-        except SlackApiError as exc:
-            log.info(
-                "%s for a follow failed (%s); trying a direct message", method, exc.response.get("error")
-            )
+        said = await web_api.post_privately(ctx.client, where.channel_id, user, text)
+        if said:
+            return said
+        log.info("a follow's private note failed (%s); trying a direct message", said.error)
     if not user:
         log.error("could not tell anyone about a followed run: no requester, no thread")
         return Delivery(False)
-    try:
-        opened = await ctx.client.conversations_open(users=user)
-        channel = (opened.get("channel") or {}).get("id")
-        await ctx.client.chat_postMessage(channel=channel or user, text=text)
-        return DELIVERED
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        log.error("could not tell the requester about a followed run (direct message: %s)", error)
-        return Delivery(False, transient=error == "ratelimited")
+    said = await web_api.direct_message(ctx.client, user, text)
+    if not said:
+        log.error("could not tell the requester about a followed run (direct message: %s)", said.error)
+    return said
 
 
 async def still_followed(ctx: JobContext, follow_id: str | None) -> FollowMark | None:
@@ -372,8 +338,7 @@ async def run_unfollow(ctx: JobContext, job: UnfollowJob) -> None:
     try:
         ended = await ctx.follows.store.stop(job.origin.workspace.label, job.follow_id)
     except StoreUnavailable as exc:
-        if not ctx.final_attempt:
-            raise RetryLater(exc.kind.value) from None
+        ctx.retry_unless_final(exc.kind.value)
         await ctx.answer("reply", response_type="ephemeral", replace_original=False, text=describe(exc))
         return
     log.info("unfollowed (a follow was %s)", "ended" if ended else "already over")

@@ -1,4 +1,5 @@
-"""The connect modal's submission and the disconnect confirmation. Admins and owners only, every step."""
+"""The connect form: opening it (`/execution connect`, the App Home's Connect button), its submission,
+and the disconnect confirmation. Admins and owners only, every step."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError, ErrorKind
@@ -27,6 +29,7 @@ from bot.render.modals import (
     OPERATOR_USERS_BLOCK,
     SECRET_BLOCK,
     VALUE,
+    connect_view,
     connected_view,
 )
 from bot.slack.admins import is_workspace_admin
@@ -34,6 +37,7 @@ from bot.slack.payloads import Interaction
 from bot.slack.reply import Reply
 from bot.slack.responder import Responder
 from bot.usecases.connect import ConnectRequest, ConnectService
+from bot.usecases.workspace import CredentialResolver, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +182,45 @@ async def _disconnect(
     await reply.send(
         replace_original=True, text=messages.DISCONNECTED if removed else messages.NOTHING_TO_DISCONNECT
     )
+
+
+# The connect form must open within Slack's 3 s trigger window: listing groups gets a slice of it.
+USER_GROUPS_SECONDS = 1.0
+
+
+async def open_connect_form(
+    client: AsyncWebClient, trigger_id: str | None, workspace: Workspace, resolver: CredentialResolver
+) -> bool:
+    """Open the form, filled with who may Rerun and Stop today; False when Slack would not open it."""
+    users: list[str] = []
+    chosen: list[str] = []
+    try:
+        record = (await resolver.resolve(workspace)).record
+        if record is not None:
+            users, chosen = record.operator_users, record.operator_groups
+    except BotError:
+        pass  # not connected yet (or unreadable): the form starts empty
+    groups = await _user_groups(client)
+    try:
+        await client.views_open(trigger_id=trigger_id, view=connect_view(groups, users, chosen))
+    except SlackApiError as exc:
+        log.warning("views.open failed: %s", exc.response.get("error"))
+        return False
+    return True
+
+
+async def _user_groups(client: AsyncWebClient) -> list[tuple[str, str]]:
+    """The workspace's user groups for the connect form; none when Slack will not list them."""
+    try:
+        async with asyncio.timeout(USER_GROUPS_SECONDS):
+            response = await client.usergroups_list()
+    except (SlackApiError, TimeoutError) as exc:
+        error = exc.response.get("error") if isinstance(exc, SlackApiError) else "timeout"
+        log.info("user groups not offered in the connect form: usergroups.list %s", error)
+        return []
+    groups = response.get("usergroups") or []
+    return [
+        (str(g["id"]), str(g.get("name") or g.get("handle") or g["id"]))
+        for g in groups
+        if isinstance(g, dict) and g.get("id") and not g.get("date_delete")
+    ]

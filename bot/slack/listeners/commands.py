@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, assert_never
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -22,12 +22,11 @@ from bot.render.modals import disconnect_prompt
 from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import inline
 from bot.slack.admins import is_workspace_admin
-from bot.slack.alert_routes import handle_alerts
-from bot.slack.connect_form import open_connect_form
 from bot.slack.dispatch import Dispatcher
-from bot.slack.follow import follow_lines
-from bot.slack.job_context import FollowKit
-from bot.slack.payloads import Interaction, derived_follow_id
+from bot.slack.follow_records import FollowKit, derived_follow_id, follow_lines
+from bot.slack.listeners.alert_settings import handle_alerts
+from bot.slack.listeners.connect_form import open_connect_form
+from bot.slack.payloads import Interaction
 from bot.slack.reply import Reply
 from bot.slack.responder import Responder
 from bot.store.credentials import Scope
@@ -85,14 +84,20 @@ def register(
         reply = responder.to(client, interaction.reply_target())
         if isinstance(parsed, AlertsCommand):
             responder.later(handle_alerts(client, reply, interaction, parsed, alerts), "alerts")
-        elif parsed.verb == "status":
-            responder.later(_status(resolver, actions, reply, interaction.workspace), "status")
-        elif parsed.verb == "following":
-            responder.later(_following(follows, reply, interaction.workspace), "following")
-        elif parsed.verb == "connect":
-            responder.later(_connect(client, reply, interaction, resolver), "connect")
-        elif parsed.verb == "disconnect":
-            responder.later(_ask_disconnect(client, reply, interaction.user_id), "disconnect")
+            return
+        match parsed.verb:
+            case "status":
+                responder.later(_status(resolver, actions, reply, interaction.workspace), "status")
+            case "following":
+                responder.later(_following(follows, reply, interaction.workspace), "following")
+            case "connect":
+                responder.later(_connect(client, reply, interaction, resolver), "connect")
+            case "disconnect":
+                responder.later(_ask_disconnect(client, reply, interaction.user_id), "disconnect")
+            case "help":
+                responder.later(reply.send(response_type="ephemeral", text=messages.USAGE), "help")
+            case _:
+                assert_never(parsed.verb)
 
 
 async def _following(follows: FollowKit, reply: Reply, workspace: Workspace) -> None:

@@ -17,10 +17,11 @@ from bot.refold.models import Execution
 from bot.render import follow as words
 from bot.render.blocks import Card, CardBudget, FollowMark
 from bot.render.errors import describe
+from bot.slack import web_api
 from bot.slack.admins import is_workspace_admin
-from bot.slack.follow import start_follow
-from bot.slack.job_context import JobContext, post_in_thread
-from bot.slack.payloads import derived_follow_id
+from bot.slack.follow_records import derived_follow_id
+from bot.slack.handlers.context import JobContext
+from bot.slack.handlers.following import start_follow
 from bot.usecases.actions import ActionRequest, Operators
 from bot.usecases.lookup import LookupResult
 
@@ -106,7 +107,7 @@ async def run_rerun(ctx: JobContext, job: RerunJob) -> None:
         def render(budget: CardBudget) -> Card:
             return ctx.card(result, shareable=False, budget=budget, follow=mark, rerun_of=old_id)
 
-        posted = await ctx.once("card", lambda: post_in_thread(ctx.client, channel, root, render))
+        posted = await ctx.once("card", lambda: web_api.post_card(ctx.client, channel, root, render))
         if posted.ts:
             at = ReplyTarget(
                 channel_id=channel, user_id=user, thread_ts=root, message_ts=posted.ts, ephemeral=False

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import assert_never
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
 from bot.parse import AlertsCommand
 from bot.render import alerts as words
 from bot.render.errors import describe
+from bot.slack import web_api
 from bot.slack.admins import is_workspace_admin
 from bot.slack.payloads import Interaction
 from bot.slack.reply import Reply
@@ -55,16 +56,35 @@ async def _carry_out(
     client: AsyncWebClient, interaction: Interaction, command: AlertsCommand, alerts: AlertService
 ) -> str:
     workspace, channel, who = interaction.workspace, interaction.channel_id, interaction.user_id
-    if command.action == "list":
-        return words.routes_list([route_view(r) for r in await alerts.of_workspace(workspace)])
-    if channel is None:
-        return words.NEEDS_CHANNEL
-    if command.action == "off":
-        turned_off = await alerts.turn_off(workspace, channel, who)
-        if turned_off.route is None:
-            return words.NO_ROUTE_HERE
-        error = turned_off.unregister_error
-        return words.turned_off(channel, describe(error) if error else None)
+    match command.action:
+        case "list":
+            return words.routes_list([route_view(r) for r in await alerts.of_workspace(workspace)])
+        case "help":
+            return words.ALERTS_USAGE
+        case "off":
+            if channel is None:
+                return words.NEEDS_CHANNEL
+            turned_off = await alerts.turn_off(workspace, channel, who)
+            if turned_off.route is None:
+                return words.NO_ROUTE_HERE
+            error = turned_off.unregister_error
+            return words.turned_off(channel, describe(error) if error else None)
+        case "on":
+            if channel is None:
+                return words.NEEDS_CHANNEL
+            return await _turn_on(client, interaction, command, alerts, channel)
+        case _:
+            assert_never(command.action)
+
+
+async def _turn_on(
+    client: AsyncWebClient,
+    interaction: Interaction,
+    command: AlertsCommand,
+    alerts: AlertService,
+    channel: str,
+) -> str:
+    workspace, who = interaction.workspace, interaction.user_id
     filters = RouteFilters(AlertEvents(command.events), command.environment, command.workflow)
     turned_on = await alerts.turn_on(workspace, channel, filters, who)
     view = route_view(turned_on.route)
@@ -84,9 +104,7 @@ async def _carry_out(
 
 async def _announce(client: AsyncWebClient, channel: str, text: str) -> bool:
     """Say in the channel that alerts arrive there; False when the bot cannot post there (yet)."""
-    try:
-        await client.chat_postMessage(channel=channel, text=text)
-    except SlackApiError as exc:
-        log.info("could not announce alerts in the channel (%s)", exc.response.get("error"))
-        return False
-    return True
+    posted = await web_api.post(client, channel, text)
+    if not posted:
+        log.info("could not announce alerts in the channel (%s)", posted.error)
+    return bool(posted)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
-
 from bot.errors import BotError
 from bot.jobs.kinds import UnfurlJob
 from bot.render.unfurl import render_unfurl
-from bot.slack.job_context import JobContext, RetryLater
-from bot.slack.reply import DELIVERED, Delivery
+from bot.slack import web_api
+from bot.slack.handlers.context import JobContext
+from bot.slack.web_api import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +24,8 @@ async def run_unfurl(ctx: JobContext, job: UnfurlJob) -> None:
         except BotError as exc:
             # Nothing is said in the channel: an unfurl is a courtesy, and the link still works.
             log.info("link to %s not unfurled: %s", link.execution_id, exc.kind.value)
-            if exc.transient and not ctx.final_attempt:
-                raise RetryLater(exc.kind.value) from None
+            if exc.transient:
+                ctx.retry_unless_final(exc.kind.value)
             continue
         unfurls[link.url] = render_unfurl(
             result.execution, linked_account_id=result.linked_account_id, dashboard_url=ctx.dashboard_url
@@ -40,17 +39,13 @@ async def run_unfurl(ctx: JobContext, job: UnfurlJob) -> None:
         if in_composer
         else {"channel": job.reply.channel_id, "ts": job.reply.message_ts}
     )
-    sent = await ctx.once("unfurl", lambda: _unfurl(ctx, where, unfurls))
-    if not sent and sent.transient and not ctx.final_attempt:
-        raise RetryLater("slack")
+    ctx.retry_if_transient(await ctx.once("unfurl", lambda: _unfurl(ctx, where, unfurls)))
 
 
 async def _unfurl(ctx: JobContext, where: dict[str, Any], unfurls: dict[str, dict[str, Any]]) -> Delivery:
-    try:
-        await ctx.client.chat_unfurl(unfurls=unfurls, **where)
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        log.warning("chat.unfurl failed (%s)", error)
-        return Delivery(False, transient=error == "ratelimited" or exc.response.status_code >= 500)
-    log.info("unfurled %d Refold link(s)", len(unfurls))
-    return DELIVERED
+    sent = await web_api.unfurl(ctx.client, where, unfurls)
+    if sent:
+        log.info("unfurled %d Refold link(s)", len(unfurls))
+    else:
+        log.warning("chat.unfurl failed (%s)", sent.error)
+    return sent

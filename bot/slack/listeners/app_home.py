@@ -28,10 +28,9 @@ from bot.render.home import (
 )
 from bot.render.status import ConnectionFacts
 from bot.slack.admins import is_workspace_admin
-from bot.slack.alert_routes import route_view
-from bot.slack.connect_form import open_connect_form
-from bot.slack.follow import follow_lines
-from bot.slack.job_context import FollowKit
+from bot.slack.follow_records import FollowKit, follow_lines
+from bot.slack.listeners.alert_settings import route_view
+from bot.slack.listeners.connect_form import open_connect_form
 from bot.slack.payloads import Interaction
 from bot.slack.responder import Responder
 from bot.store.credentials import Scope

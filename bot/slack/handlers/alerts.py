@@ -14,16 +14,15 @@ import math
 import time
 from datetime import UTC, datetime
 
-from slack_sdk.errors import SlackApiError
-
 from bot.jobs.kinds import AlertJob, ReplyTarget, StormSummaryJob, Target
 from bot.refold.webhooks import WebhookEvent
 from bot.render import alerts as words
 from bot.render.blocks import Card, CardBudget, FollowMark
-from bot.slack.follow import start_follow
-from bot.slack.job_context import JobContext, RetryLater, post_in_thread
-from bot.slack.payloads import derived_follow_id
-from bot.slack.reply import DELIVERED, Delivery
+from bot.slack import web_api
+from bot.slack.follow_records import derived_follow_id
+from bot.slack.handlers.context import JobContext
+from bot.slack.handlers.following import start_follow
+from bot.slack.web_api import Delivery
 from bot.store.alert_routes import AlertRoute
 from bot.store.errors import StoreUnavailable
 from bot.usecases.alerts import environment_wanted
@@ -46,11 +45,11 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
         return
     if job.event == WebhookEvent.CONNECTION_EXPIRED:
         text = words.connection_expired(job.app, job.linked_account_id, job.environment)
-        posted = await ctx.once("notice", lambda: _post_text(ctx, route.channel_id, text))
+        posted = await ctx.once("notice", lambda: web_api.post(ctx.client, route.channel_id, text))
         await _check_posted(ctx, route, posted)
         return
     target = Target(execution_id=job.instance_id or "", linked_account_id=job.linked_account_id)
-    # A transient failure, or a spent rate limit in a storm, is retried (RetryLater) but on the last try.
+    # A transient failure, or a spent rate limit in a storm, is retried but on the last try.
     outcome = await ctx.fetch(target, patient=True)
     result = outcome.result
     if result is not None and not environment_wanted(route, result.execution.environment):
@@ -61,8 +60,7 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
     try:
         decision = await ctx.alerts.arrive(route, job.interaction, f"{event_word}\x1f{workflow}", time.time())
     except StoreUnavailable as exc:
-        if not ctx.final_attempt:
-            raise RetryLater(exc.kind.value) from None
+        ctx.retry_unless_final(exc.kind.value)
         decision = None  # no storm bookkeeping: post the card on its own rather than not at all
     thread_ts: str | None = None
     if decision is not None and decision.role != "card":
@@ -77,7 +75,9 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
             return Card(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
         return ctx.card(result, shareable=False, budget=budget, banner=banner)
 
-    posted = await ctx.once("card", lambda: post_in_thread(ctx.client, route.channel_id, thread_ts, render))
+    posted = await ctx.once(
+        "card", lambda: web_api.post_card(ctx.client, route.channel_id, thread_ts, render)
+    )
     await _check_posted(ctx, route, posted)
     if thread_ts and decision is not None:
         await _schedule_summary_update(ctx, job, route, decision.summary)
@@ -89,8 +89,7 @@ async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
     try:
         return await ctx.alerts.routes.get(route_id)
     except StoreUnavailable as exc:
-        if not ctx.final_attempt:
-            raise RetryLater(exc.kind.value) from None
+        ctx.retry_unless_final(exc.kind.value)
         log.error("an alert was dropped: its route could not be read (Redis unavailable)")
         return None
 
@@ -105,7 +104,7 @@ async def _summary_thread(
     if role == "create":
         counts = await ctx.alerts.storm_counts(route, summary)
         text = words.storm_summary(counts, ctx.clock())
-        posted = await _post_text(ctx, route.channel_id, text)
+        posted = await web_api.post(ctx.client, route.channel_id, text)
         if posted and posted.ts:
             await ctx.alerts.summary_posted(route, summary, posted.ts)
             return posted.ts
@@ -134,7 +133,7 @@ async def _schedule_summary_update(ctx: JobContext, job: AlertJob, route: AlertR
         summary=summary,
     )
     try:
-        await ctx.follows.scheduler.enqueue(update, at=slot)
+        await ctx.scheduler.enqueue(update, at=slot)
     except StoreUnavailable:
         log.warning("could not schedule a storm summary's update: Redis unavailable")
 
@@ -147,17 +146,14 @@ async def run_storm_summary(ctx: JobContext, job: StormSummaryJob) -> None:
         ts, started = await ctx.alerts.summary(route, job.summary)
         counts = await ctx.alerts.storm_counts(route, job.summary)
     except StoreUnavailable as exc:
-        raise RetryLater(exc.kind.value) from None
+        ctx.retry(exc.kind.value)
     if not ts or not counts:
         return
     text = words.storm_summary(counts, datetime.fromtimestamp(started or time.time(), UTC))
-    try:
-        await ctx.client.chat_update(channel=route.channel_id, ts=ts, text=text)
-    except SlackApiError as exc:
-        error = exc.response.get("error")
-        log.warning("a storm summary could not be updated (%s)", error)
-        if (error == "ratelimited" or exc.response.status_code >= 500) and not ctx.final_attempt:
-            raise RetryLater("slack") from None
+    updated = await web_api.update(ctx.client, route.channel_id, ts, text)
+    if not updated:
+        log.warning("a storm summary could not be updated (%s)", updated.error)
+        ctx.retry_if_transient(updated)
 
 
 async def _follow(
@@ -175,28 +171,16 @@ async def _follow(
         follow=FollowMark(follow_id),
         banner=words.alert_banner(job.event, job.linked_account_id),
     )
-    try:
-        await ctx.client.chat_update(channel=route.channel_id, ts=ts, text=card.text, blocks=card.blocks)
-    except SlackApiError as exc:
-        log.info("an alert card could not show its Unfollow button (%s)", exc.response.get("error"))
-
-
-async def _post_text(ctx: JobContext, channel: str, text: str) -> Delivery:
-    try:
-        response = await ctx.client.chat_postMessage(channel=channel, text=text, unfurl_links=False)
-    except SlackApiError as exc:
-        error = str(exc.response.get("error") or "")
-        transient = error == "ratelimited" or exc.response.status_code >= 500
-        return Delivery(False, transient=transient, error=error)
-    return Delivery(True, ts=str(response.get("ts") or "") or None)
+    updated = await web_api.update(ctx.client, route.channel_id, ts, card.text, blocks=card.blocks)
+    if not updated:
+        log.info("an alert card could not show its Unfollow button (%s)", updated.error)
 
 
 async def _check_posted(ctx: JobContext, route: AlertRoute, posted: Delivery) -> None:
     """A post that failed: retried if Slack was briefly away, else the route's creator told once."""
     if posted:
         return
-    if posted.transient and not ctx.final_attempt:
-        raise RetryLater("slack")
+    ctx.retry_if_transient(posted)
     if posted.error not in NOT_A_MEMBER:
         log.error("an alert could not be posted (%s)", posted.error or "unknown error")
         return
@@ -208,15 +192,8 @@ async def _check_posted(ctx: JobContext, route: AlertRoute, posted: Delivery) ->
     except StoreUnavailable:
         first = True
     if first:
-        await _direct_message(ctx, route.created_by, words.not_in_channel(route.channel_id))
-
-
-async def _direct_message(ctx: JobContext, user: str, text: str) -> Delivery:
-    try:
-        opened = await ctx.client.conversations_open(users=user)
-        channel = (opened.get("channel") or {}).get("id") or user
-        await ctx.client.chat_postMessage(channel=channel, text=text)
-    except SlackApiError as exc:
-        log.error("could not tell a route's creator by direct message (%s)", exc.response.get("error"))
-        return Delivery(False)
-    return DELIVERED
+        said = await web_api.direct_message(
+            ctx.client, route.created_by, words.not_in_channel(route.channel_id)
+        )
+        if not said:
+            log.error("could not tell a route's creator by direct message (%s)", said.error)

@@ -1,4 +1,5 @@
-"""What a job handler works with: the services, the reply, and the answer-once bookkeeping."""
+"""What a job handler works with: the services, the reply, the answer-once bookkeeping, and the one
+way to ask for another attempt."""
 
 from __future__ import annotations
 
@@ -8,21 +9,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn
 
 import httpx
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError, ErrorKind
-from bot.jobs.kinds import AnyJob, Origin, Target
+from bot.jobs.kinds import Origin, Target
 from bot.refold.place import watch_place
 from bot.render import messages
 from bot.render.blocks import Card, CardBudget, FollowMark, render_execution
 from bot.render.errors import describe
-from bot.slack.reply import DELIVERED, Delivery, Reply
+from bot.slack.follow_records import FollowKit, Scheduler
+from bot.slack.reply import Reply
+from bot.slack.web_api import DELIVERED, Delivery
 from bot.store.deliveries import Deliveries
-from bot.store.follows import FollowStore
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
 from bot.usecases.lookup import ExecutionLookup, LookupResult
@@ -30,7 +31,6 @@ from bot.usecases.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-TOO_LONG_ERRORS = {"msg_too_long", "invalid_blocks", "too_many_attachments"}
 # A lookup not answered this long after the person asked shows why it waits, until its card comes;
 # one that starts late (a long job queue) still gets a moment to answer before that.
 WAITING_NOTE_SECONDS = 3.0
@@ -38,27 +38,15 @@ WAITING_NOTE_MIN_SECONDS = 0.5
 
 
 class RetryLater(Exception):
-    """A transient failure (Refold, Redis or Slack briefly away) on an attempt that is not the last."""
+    """A transient failure (Refold, Redis or Slack briefly away) on an attempt that is not the last.
+
+    Raised through `JobContext.retry` and `retry_unless_final`; the runner turns it into saq's retry."""
 
 
 @dataclass(frozen=True)
 class Outcome:
     result: LookupResult | None
     error: str | None
-
-
-class Scheduler(Protocol):
-    async def enqueue(self, job: AnyJob, *, at: float = 0.0) -> bool: ...
-
-
-@dataclass(frozen=True)
-class FollowKit:
-    """What following needs: the records, the queue that runs the polls, and the limits."""
-
-    store: FollowStore
-    scheduler: Scheduler
-    first_poll_seconds: float = 5.0
-    max_seconds: float = 7200.0
 
 
 @dataclass
@@ -76,6 +64,7 @@ class JobContext:
     follows: FollowKit
     actions: ExecutionActions
     alerts: AlertService
+    scheduler: Scheduler  # the job queue: work for later (summaries, incident updates)
     dashboard_url: str | None = None
     first_attempt: bool = True
 
@@ -98,9 +87,8 @@ class JobContext:
             # Our own outage is an operator's problem; a user's wrong ID or Refold's 404 is not.
             level = logging.WARNING if exc.kind is ErrorKind.STORE_UNAVAILABLE else logging.INFO
             log.log(level, "lookup of %s failed: %s%s", target.execution_id[:40], type(exc).__name__, detail)
-            retry = exc.transient or (patient and exc.kind is ErrorKind.BUSY)
-            if retry and not self.final_attempt:
-                raise RetryLater(exc.kind.value) from None
+            if exc.transient or (patient and exc.kind is ErrorKind.BUSY):
+                self.retry_unless_final(exc.kind.value)
             return Outcome(None, describe(exc))
         except Exception as exc:
             log.exception("lookup of %s failed unexpectedly", target.execution_id[:40])
@@ -182,40 +170,21 @@ class JobContext:
 
     async def answer(self, part: str, **message: Any) -> Delivery:
         """Answer; when Slack is briefly unable to take it and attempts remain, retry the job later."""
-        delivery = await self.once(part, lambda: self.reply.send(**message))
-        if not delivery and delivery.transient and not self.final_attempt:
-            raise RetryLater("slack")
+        return self.retry_if_transient(await self.once(part, lambda: self.reply.send(**message)))
+
+    def retry_unless_final(self, reason: str) -> None:
+        """Ask saq for another attempt, unless this is the last one: then return, and the caller
+        carries on with what it has (telling the person, or leaving the card as it is)."""
+        if not self.final_attempt:
+            self.retry(reason)
+
+    def retry(self, reason: str) -> NoReturn:
+        """Another attempt whatever the count: for work with nobody to tell (a poll, a summary),
+        where saq's own attempt limit is the end."""
+        raise RetryLater(reason) from None
+
+    def retry_if_transient(self, delivery: Delivery) -> Delivery:
+        """A Slack call that failed for a moment is tried again on the next attempt, if any."""
+        if not delivery and delivery.transient:
+            self.retry_unless_final("slack")
         return delivery
-
-
-async def post_in_thread(
-    client: AsyncWebClient, channel: str, thread_ts: str | None, render: Callable[[CardBudget], Card]
-) -> Delivery:
-    """Post a card in a thread (or, without `thread_ts`, in the channel), shrinking it if Slack says
-    it is too big; not ok: can't post there, with Slack's error and whether a retry could help.
-
-    Delivered with the message's `ts` as its detail, so the card can be followed with chat.update.
-    """
-    budget = CardBudget()
-    for _ in range(3):
-        card = render(budget)
-        try:
-            response = await client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_ts,
-                text=card.text,
-                blocks=card.blocks or None,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            return Delivery(True, ts=str(response.get("ts") or "") or None)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or "")
-            if error in TOO_LONG_ERRORS:
-                log.warning("card rejected as %s; retrying smaller", error)
-                budget = budget.smaller()
-                continue
-            log.info("cannot post the card (%s)", error)
-            transient = error == "ratelimited" or exc.response.status_code >= 500
-            return Delivery(False, transient=transient, error=error)
-    return Delivery(False)

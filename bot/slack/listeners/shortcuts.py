@@ -8,10 +8,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.jobs.kinds import ShortcutJob, Target
+from bot.jobs.kinds import MAX_SHORTCUT_CARDS, ShortcutJob, Target
 from bot.parse import find_executions
 from bot.slack.dispatch import Dispatcher
-from bot.slack.jobs import MAX_CARDS
 from bot.slack.payloads import Interaction
 
 SHORTCUT = "lookup_execution"
@@ -30,7 +29,7 @@ def register(app: AsyncApp, dispatcher: Dispatcher) -> None:
                 interaction=interaction.key,
                 targets=[
                     Target(execution_id=f.execution_id, linked_account_id=f.linked_account_id)
-                    for f in found[:MAX_CARDS]
+                    for f in found[:MAX_SHORTCUT_CARDS]
                 ],
                 found=len(found),
             )
