@@ -334,6 +334,21 @@ def attach(directory: Path) -> EmbeddedRedis:
             raise
 
 
+def _stop_on_sigterm(server: EmbeddedRedis) -> None:
+    """uvicorn ends its graceful shutdown by raising SIGTERM again, which would end the process with
+    the server still running (the kernel's signal would stop it, but the state file would stay).
+    This handler, the one uvicorn restores, stops the server first, then lets SIGTERM do the rest."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def stop_then_end(signum: int, _frame: object) -> None:
+        server.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop_then_end)
+
+
 @contextlib.contextmanager
 def redis_for(
     settings: Settings,
@@ -356,6 +371,8 @@ def redis_for(
         )
         raise EmbeddedRedisUnavailable(f"{why}, but {exc}") from None
     announce(choice.line(_shown(choice.directory)))
+    if server.owner:
+        _stop_on_sigterm(server)
     try:
         yield settings.model_copy(update={"redis_url": SecretStr(server.url)})
     finally:
