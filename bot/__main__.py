@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import difflib
+import logging
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from cryptography.fernet import Fernet
 
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_settings_for
+from bot.settings import Settings, SettingsError, inspect_settings, load_settings_for
+from bot.store.embedded import EmbeddedRedisUnavailable, redis_for
+
+log = logging.getLogger("bot.store.embedded")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -121,9 +127,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_init()
         if verb == "check":
-            from bot.cli_commands import check
+            from bot.cli_commands import check_command
 
-            return asyncio.run(check(args))
+            return check_command(args)
+        if verb == "serve" and _first_run():
+            from bot.init import run_init
+
+            code = run_init(starting=True)
+            if code != 0 or not Path(".env").exists():
+                return code
         purpose = {"serve": "serve", "lookup": "values"}.get(verb, "store")
         settings = load_settings_for(purpose)
         # A one-shot command speaks for itself, one line per outcome; library chatter (retries,
@@ -132,15 +144,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.log_level if verb in {"serve", "worker"} or settings.log_level == "DEBUG" else "ERROR"
         )
         configure_logging(level, settings.log_format, _secrets(settings))
-        if verb == "serve":
-            from bot.server import serve
+        # An embedded Redis is found or started here, before any event loop and in the main thread
+        # (bot.store.embedded says why); a lookup with the fallback credentials needs no Redis.
+        needs_redis = verb != "lookup" or bool(args.team or args.enterprise)
+        attached = redis_for(settings, log.warning) if needs_redis else contextlib.nullcontext(settings)
+        with attached as settings:
+            if verb == "serve":
+                from bot.server import serve
 
-            return serve(settings)
-        if verb == "worker":
-            from bot.worker import run_worker
+                return serve(settings)
+            if verb == "worker":
+                from bot.worker import run_worker
 
-            return asyncio.run(run_worker(settings))
-        return asyncio.run(_run(verb, args, settings))
+                return asyncio.run(run_worker(settings))
+            return asyncio.run(_run(verb, args, settings))
+    except EmbeddedRedisUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SettingsError as exc:
         for line in exc.lines:
             print(f"configuration error: {line}", file=sys.stderr)
@@ -151,6 +171,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _first_run() -> bool:
+    """A person at a terminal, no .env here and the settings incomplete: set-up comes first."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) or Path(".env").exists():
+        return False
+    _, problems = inspect_settings("serve")
+    return bool(problems)
 
 
 def _secrets(settings: Settings) -> list[str | None]:

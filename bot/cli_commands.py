@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -14,6 +17,7 @@ from redis.exceptions import RedisError
 
 from bot.container import Container, build_container, fallback_credentials
 from bot.errors import BotError, ErrorKind
+from bot.redis_urls import BadRedisUrl
 from bot.refold.client import RefoldClient, make_http_client
 from bot.refold.credentials import AuthKind
 from bot.refold.errors import RefoldError
@@ -25,8 +29,9 @@ from bot.render.follow import AuditLine, audit_lines
 from bot.render.terminal import execution_summary
 from bot.settings import Settings, inspect_settings
 from bot.store.credentials import Scope
+from bot.store.embedded import EmbeddedRedisUnavailable, redis_for
 from bot.store.errors import StoreUnavailable
-from bot.store.redis import make_redis, ping_problem, safe_url, server_facts
+from bot.store.redis import eviction_problem, make_redis, ping_problem, safe_url, server_facts
 from bot.usecases.connect import ConnectRequest
 from bot.usecases.workspace import Workspace
 
@@ -173,9 +178,34 @@ async def rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if unreadable else 0
 
 
-async def check(args: argparse.Namespace) -> int:
-    """One line per check; every settings problem is listed, then Redis, Slack and Refold are tried."""
+def check_command(args: argparse.Namespace) -> int:
+    """`check`: the settings, then the Redis this process would use (an embedded one is found, or
+    started for the check and stopped after), Slack and Refold."""
     settings, problems = inspect_settings("serve")
+    embedded: list[str] = []
+    redis_problem: str | None = None
+    bad_url = any(variable == "REDIS_URL" for variable, _ in problems)
+    try:
+        with contextlib.ExitStack() as stack:
+            if not bad_url:
+                try:
+                    settings = stack.enter_context(redis_for(settings, embedded.append))
+                except EmbeddedRedisUnavailable as exc:
+                    redis_problem = str(exc)
+            return asyncio.run(check(settings, problems, embedded, redis_problem))
+    except BadRedisUrl as exc:  # inspect_settings reports it; this is the belt to its braces
+        print(f"FAIL settings: REDIS_URL: {exc}")
+        return EXIT_FAILED
+
+
+async def check(
+    settings: Settings,
+    problems: list[tuple[str, str]],
+    embedded: list[str] | None = None,
+    redis_problem: str | None = None,
+) -> int:
+    """One line per check; every settings problem is listed, then Redis, Slack and Refold are tried.
+    A REDIS_URL that cannot be read is its settings line alone: there is nothing to probe."""
     ok = True
 
     def line(name: str, passed: bool, detail: str) -> None:
@@ -187,16 +217,16 @@ async def check(args: argparse.Namespace) -> int:
         line("settings", False, f"{variable}: {problem}")
     if not problems:
         line("settings", True, "complete")
-    # The probes need no stored secrets, so they run even when CREDENTIALS_KEY is missing.
-    redis = make_redis(settings)
+    probe_redis = not any(variable == "REDIS_URL" for variable, _ in problems)
+    for text in embedded or []:
+        line("redis", True, text)
+    if redis_problem is not None:
+        line("redis", False, redis_problem)
+        probe_redis = False
     http = make_http_client(settings.refold_timeout_seconds)
     try:
-        where = safe_url(settings.redis_url.get_secret_value())
-        cause = await ping_problem(redis)
-        line("redis", cause is None, f"answers PING at {where}" if cause is None else f"{where}: {cause}")
-        if cause is None:
-            for mark, detail in await _redis_durability(redis):
-                print(f"{mark} redis: {detail}")
+        if probe_redis:
+            await _check_redis(settings, line)
         line(*await _check_slack(settings))
         creds = fallback_credentials(settings)
         if creds is None:
@@ -209,13 +239,29 @@ async def check(args: argparse.Namespace) -> int:
                 line("refold", False, describe(exc, Surface.TERMINAL))
     finally:
         await http.aclose()
-        await redis.aclose()
     return 0 if ok else EXIT_FAILED
 
 
+async def _check_redis(settings: Settings, line: Callable[[str, bool, str], None]) -> None:
+    # The probes need no stored secrets, so they run even when CREDENTIALS_KEY is missing.
+    redis = make_redis(settings)
+    try:
+        where = safe_url(settings.redis_url.get_secret_value())
+        cause = await ping_problem(redis)
+        line("redis", cause is None, f"answers PING at {where}" if cause is None else f"{where}: {cause}")
+        if cause is None:
+            for mark, detail in await _redis_durability(redis):
+                if mark == "FAIL":
+                    line("redis", False, detail)
+                else:
+                    print(f"{mark} redis: {detail}")
+    finally:
+        await redis.aclose()
+
+
 async def _redis_durability(redis: aioredis.Redis) -> list[tuple[str, str]]:
-    """Role, replicas and persistence: `ok` lines, and a `WARN` (not a failure) when nothing would
-    survive a restart."""
+    """Role, replicas, persistence and eviction: `ok` lines; a `WARN` (not a failure) when nothing
+    would survive a restart; a `FAIL` when Redis may delete keys to make room."""
     try:
         facts = await server_facts(redis)
     except RedisError as exc:
@@ -224,7 +270,15 @@ async def _redis_durability(redis: aioredis.Redis) -> list[tuple[str, str]]:
     lines = [("ok  ", f"role {role}, {facts.replicas} replica{'' if facts.replicas == 1 else 's'} connected")]
     if facts.persistence is None:
         lines.append(("ok  ", "persistence: could not tell (CONFIG is disabled, as on managed Redis)"))
-    elif facts.persistence == "off":
+        lines.append(
+            (
+                "ok  ",
+                "eviction: cannot tell (CONFIG is disabled, as on managed Redis); make sure its "
+                "maxmemory-policy is noeviction",
+            )
+        )
+        return lines
+    if facts.persistence == "off":
         lines.append(
             (
                 "WARN",
@@ -234,6 +288,10 @@ async def _redis_durability(redis: aioredis.Redis) -> list[tuple[str, str]]:
         )
     else:
         lines.append(("ok  ", f"persistence: {facts.persistence}"))
+    if facts.eviction is not None and facts.eviction != "noeviction":
+        lines.append(("FAIL", eviction_problem(facts.eviction)))
+    else:
+        lines.append(("ok  ", "eviction: noeviction (keys are never deleted to make room)"))
     return lines
 
 

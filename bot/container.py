@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from saq import Worker
 
 from bot.jobs.queue import RUN, STANDBY_PREFIX, JobQueue
@@ -36,7 +37,14 @@ from bot.store.installations import RedisInstallationStore
 from bot.store.known_accounts import KnownAccounts
 from bot.store.ratelimit import RefoldRateLimiter
 from bot.store.recent import RecentLookups
-from bot.store.redis import make_redis, ping_problem, quiet_unrecorded_jobs, safe_url
+from bot.store.redis import (
+    eviction_problem,
+    make_redis,
+    ping_problem,
+    quiet_unrecorded_jobs,
+    safe_url,
+    server_facts,
+)
 from bot.store.seen import SeenDeliveries
 from bot.store.storm import StormStore
 from bot.tasks import BackgroundTasks
@@ -96,6 +104,17 @@ class Container:
                 safe_url(self.settings.redis_url.get_secret_value()),
                 cause,
             )
+            return
+        await self.warn_if_redis_can_evict()
+
+    async def warn_if_redis_can_evict(self) -> None:
+        """An evicting Redis loses credentials silently when it fills up: said at every start."""
+        try:
+            facts = await server_facts(self.redis)
+        except (RedisError, OSError):
+            return  # a Redis that answers PING but not INFO is reported by `check`
+        if facts.eviction is not None and facts.eviction != "noeviction":
+            log.warning("Redis %s", eviction_problem(facts.eviction))
 
     def saq_worker(self, concurrency: int, *, drain_seconds: int = 10, standby: bool = False) -> Worker:
         """saq's worker over this process's queue; `standby`: the web process's, which takes jobs

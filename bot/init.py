@@ -1,9 +1,10 @@
 """`python -m bot init`: a guided set-up for a person at a terminal.
 
-It asks which way the bot reaches Slack, checks each token on the spot (auth.test for the bot
-token, apps.connections.open for the app-level token, PING for Redis), writes `.env` with a fresh
-CREDENTIALS_KEY (never replacing one without asking), and prints the Slack app manifest to paste,
-with the person's URL filled in.
+It asks which way the bot reaches Slack, shows the Slack app manifest to paste (with the person's URL
+filled in) before asking for any token, since the tokens only exist once the app does, then checks
+each token on the spot (auth.test for the bot token, apps.connections.open for the app-level token,
+PING for a Redis URL), and writes `.env` with a fresh CREDENTIALS_KEY (never replacing one without
+asking). The Redis question's default is the embedded Redis, so a laptop needs nothing else.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.redis_urls import EMBEDDED, is_embedded
 from bot.settings import Settings
+from bot.store.embedded import NO_SERVER, find_server
 from bot.store.redis import make_redis, ping_problem, safe_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_URL = "https://bot.example.com"
-DEFAULT_REDIS = "redis://localhost:6379/0"
+DEFAULT_REDIS = EMBEDDED
 EXIT_USAGE = 2
 
 NO_TERMINAL = (
@@ -127,10 +130,21 @@ def _public_url(prompt: Prompter) -> str:
 
 
 def _redis(prompt: Prompter) -> str:
+    prompt.say("")
+    prompt.say(
+        "Redis keeps connected workspaces and the job queue. Press Enter for an embedded one (the bot"
+    )
+    prompt.say("runs it, data in .bot-data/, one machine only), or give your Redis's URL for production.")
     while True:
         url = prompt.ask("Redis URL", DEFAULT_REDIS)
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            prompt.say("  It must start with redis://, rediss:// or unix://.")
+        if is_embedded(url):
+            if find_server() is None:
+                prompt.say(f"  Before starting the bot: {NO_SERVER}.")
+            else:
+                prompt.say("  ok: an embedded Redis, started with the bot (data in .bot-data/)")
+            return url
+        if not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")):
+            prompt.say("  It must be embedded, or start with redis://, rediss://, unix:// or redis+sentinel://.")
             continue
         problem = asyncio.run(_redis_problem(url))
         if problem is None:
@@ -156,13 +170,16 @@ def manifest_for(mode: str, url: str | None) -> str | None:
     return text.replace(PLACEHOLDER_URL, url) if url else text
 
 
-def run_init(prompt: Prompter | None = None, env_path: Path | None = None) -> int:
+def run_init(prompt: Prompter | None = None, env_path: Path | None = None, *, starting: bool = False) -> int:
+    """`starting`: run by `python -m bot` on a first run, which serves once .env is written."""
     if prompt is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             print(NO_TERMINAL, file=sys.stderr)
             return EXIT_USAGE
         prompt = Prompter()
     env_path = env_path or Path.cwd() / ".env"
+    if starting:
+        prompt.say("No .env here yet, so first a few questions.")
     prompt.say("Refold execution bot: set-up. Your answers are written to .env in this folder.")
     if env_path.exists() and not prompt.yes(f"{env_path.name} exists already. Replace it?"):
         prompt.say(f"Kept your {env_path.name}; nothing was written. Start the bot with: python -m bot")
@@ -176,8 +193,9 @@ def run_init(prompt: Prompter | None = None, env_path: Path | None = None) -> in
         choice = prompt.ask("Choose 1, 2 or 3", "1")
     mode = MODES[choice][0]
     values: dict[str, str] = {}
+    url = None if mode == "socket" else _public_url(prompt)
+    _show_manifest(prompt, mode, url)
     where_bot = "It is on your Slack app's OAuth & Permissions page (Bot User OAuth Token)."
-    url: str | None = None
     if mode in {"socket", "http"}:
         values["SLACK_BOT_TOKEN"] = _checked_token(
             prompt, "Bot token (xoxb-…)", "xoxb-", _auth_test, where_bot
@@ -191,13 +209,11 @@ def run_init(prompt: Prompter | None = None, env_path: Path | None = None) -> in
             "Make one on Basic Information > App-Level Tokens, with the connections:write scope.",
         )
     else:
-        url = _public_url(prompt)
         values["SLACK_SIGNING_SECRET"] = _signing_secret(prompt)
     if mode == "oauth":
         values["SLACK_CLIENT_ID"] = prompt.ask("Client ID (Basic Information > App Credentials)")
         values["SLACK_CLIENT_SECRET"] = prompt.secret("Client secret")
-        values["PUBLIC_URL"] = url or ""
-    elif url:
+    if url:
         values["PUBLIC_URL"] = url
     values["REDIS_URL"] = _redis(prompt)
     values["CREDENTIALS_KEY"] = Fernet.generate_key().decode()
@@ -207,16 +223,43 @@ def run_init(prompt: Prompter | None = None, env_path: Path | None = None) -> in
     prompt.say(
         f"Wrote {env_path.name} with a new CREDENTIALS_KEY (keep it: it decrypts what the bot stores)."
     )
+    prompt.say("")
+    if starting:
+        prompt.say("Starting the bot. Then, in Slack, an admin runs /execution connect.")
+    else:
+        prompt.say("Next: python -m bot          (then, in Slack, an admin runs /execution connect)")
+    return 0
+
+
+TOKENS_WHERE = {
+    "socket": [
+        "Then: Basic Information > App-Level Tokens > Generate Token and Scopes, with the",
+        "connections:write scope (that is the xapp-… token), and Install App (the xoxb-… token).",
+    ],
+    "http": [
+        "Then Install App to your workspace: the Bot User OAuth Token is the xoxb-… token, and the",
+        "Signing Secret is on Basic Information > App Credentials.",
+    ],
+    "oauth": [
+        "Then Manage Distribution > Activate Public Distribution; the Client ID, Client Secret and",
+        "Signing Secret are on Basic Information > App Credentials.",
+    ],
+}
+
+
+def _show_manifest(prompt: Prompter, mode: str, url: str | None) -> None:
+    """The app comes before its tokens: a person who has not made it yet learns how, here."""
     manifest = manifest_for(mode, url)
+    prompt.say("")
+    prompt.say("First the Slack app. At https://api.slack.com/apps choose Create New App > From an app")
+    prompt.say("manifest, pick your workspace, and paste this manifest:")
     if manifest is not None:
-        prompt.say("")
-        prompt.say("Paste this manifest at https://api.slack.com/apps > your app > App Manifest:")
         prompt.say("-" * 72)
         prompt.say(manifest.rstrip())
         prompt.say("-" * 72)
-    prompt.say("")
-    prompt.say("Next: python -m bot          (then, in Slack, an admin runs /execution connect)")
-    return 0
+    for text in TOKENS_WHERE[mode]:
+        prompt.say(text)
+    prompt.ask("Press Enter once the app is created and installed")
 
 
 def _signing_secret(prompt: Prompter) -> str:

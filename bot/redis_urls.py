@@ -72,3 +72,21 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
         password=unquote(password) or None,
         tls=scheme.lower() == "rediss+sentinel",
     )
+
+
+EMBEDDED = "embedded"
+
+
+def is_embedded(url: str) -> bool:
+    """`embedded` or `embedded:///path/to/dir`: a redis-server the bot runs itself, on one machine."""
+    return url == EMBEDDED or url.lower().startswith(f"{EMBEDDED}://")
+
+
+def embedded_path(url: str) -> str | None:
+    """The directory an `embedded:///path` URL names, or None for plain `embedded` (DATA_DIR then)."""
+    if url == EMBEDDED:
+        return None
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/"):
+        raise BadRedisUrl("embedded:///path/to/dir takes an absolute path (three slashes), or say just embedded")
+    return unquote(rest) if rest.strip("/") else None

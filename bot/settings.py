@@ -6,13 +6,14 @@ Names are a contract with deployment tooling (see DESIGN.md); keep them.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.redis_urls import BadRedisUrl, is_sentinel, parse_sentinel_url
+from bot.redis_urls import BadRedisUrl, embedded_path, is_embedded, is_sentinel, parse_sentinel_url
 
 
 class SettingsError(Exception):
@@ -59,7 +60,11 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
 
+    # Unset, the bot uses redis://localhost:6379/0 when something answers there, else an embedded Redis
+    # (bot.store.embedded); whether it was set is read from model_fields_set.
     redis_url: SecretStr = SecretStr("redis://localhost:6379/0")
+    # The embedded Redis's data (and its socket) when REDIS_URL is `embedded` or unset.
+    data_dir: Path = Path(".bot-data")
     # Heroku-style managed Redis presents self-signed certificates; verification stays on unless asked.
     redis_tls_insecure: bool = False
     redis_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
@@ -182,6 +187,40 @@ class Settings(BaseSettings):
                 ]
         return []
 
+    def redis_url_problems(self) -> list[tuple[str, str]]:
+        redis_url = self.redis_url.get_secret_value()
+        if is_embedded(redis_url):
+            try:
+                embedded_path(redis_url)
+            except BadRedisUrl as exc:
+                return [("REDIS_URL", str(exc))]
+            return []
+        if is_sentinel(redis_url):
+            try:
+                parse_sentinel_url(redis_url)
+            except BadRedisUrl as exc:
+                return [("REDIS_URL", str(exc))]
+            return []
+        if (
+            redis_url.startswith(("redis+cluster://", "rediss+cluster://"))
+            or "cluster" in redis_url.split("://")[0]
+        ):
+            return [
+                (
+                    "REDIS_URL",
+                    "Redis Cluster is not supported: the bot's scripts touch several keys at once "
+                    "(use one primary, with Sentinel for failover; docs/operations.md)",
+                )
+            ]
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            return [
+                (
+                    "REDIS_URL",
+                    "must start with redis://, rediss://, unix://, redis+sentinel:// or be embedded",
+                )
+            ]
+        return []
+
     def serve_problems(self) -> list[tuple[str, str]]:
         """Everything `python -m bot serve` needs, all of it checked, one (variable, problem) each."""
         problems = self._credentials_key_problems()
@@ -224,27 +263,7 @@ class Settings(BaseSettings):
                     "(or set SLACK_APP_TOKEN for Socket Mode)",
                 )
             )
-        redis_url = self.redis_url.get_secret_value()
-        if is_sentinel(redis_url):
-            try:
-                parse_sentinel_url(redis_url)
-            except BadRedisUrl as exc:
-                problems.append(("REDIS_URL", str(exc)))
-        elif (
-            redis_url.startswith(("redis+cluster://", "rediss+cluster://"))
-            or "cluster" in redis_url.split("://")[0]
-        ):
-            problems.append(
-                (
-                    "REDIS_URL",
-                    "Redis Cluster is not supported: the bot's scripts touch several keys at once "
-                    "(use one primary, with Sentinel for failover; docs/operations.md)",
-                )
-            )
-        elif not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            problems.append(
-                ("REDIS_URL", "must start with redis://, rediss://, unix:// or redis+sentinel://")
-            )
+        problems += self.redis_url_problems()
         if not self.refold_api_url.startswith(("http://", "https://")):
             problems.append(("REFOLD_API_URL", "must be an http(s) URL such as https://app.refold.ai"))
         if bool(self.refold_api_key) != bool(self.refold_linked_account_id):
@@ -308,7 +327,7 @@ def inspect_settings(purpose: str = "serve") -> tuple[Settings, list[tuple[str, 
         settings = Settings(**defaults)
     more = {
         "serve": settings.serve_problems,
-        "store": settings._credentials_key_problems,
+        "store": lambda: settings._credentials_key_problems() + settings.redis_url_problems(),
         "values": list,
     }[purpose]()
     known = {name for name, _ in invalid}

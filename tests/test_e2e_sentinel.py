@@ -181,6 +181,8 @@ def test_check_says_it_cannot_tell_persistence_where_config_is_disabled(tmp_path
     assert (
         "ok   redis: persistence: could not tell (CONFIG is disabled, as on managed Redis)" in result.stdout
     )
+    # Nor whether it evicts: "cannot tell" is no failure.
+    assert "ok   redis: eviction: cannot tell (CONFIG is disabled" in result.stdout
 
 
 def test_check_warns_when_persistence_is_off(redis_url: str, bot_key: str) -> None:

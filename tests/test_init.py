@@ -51,17 +51,22 @@ def test_socket_mode_set_up_checks_each_token_and_writes_env(
     child = spawn_init(tmp_path, slack)
     child.expect(r"Choose \[1\]: ")
     child.sendline("1")
+    # The app comes first, tokens after: the manifest and where to paste it, before any question.
+    child.expect("At https://api.slack.com/apps choose Create New App > From an app")
+    child.expect("socket_mode_enabled: true")
+    child.expect("connections:write scope")
+    child.expect(r"Press Enter once the app is created and installed: ")
+    child.sendline("")
     child.expect(r"Bot token \(xoxb-…\) \(hidden\): ")
     child.sendline(BOT_TOKEN)
     child.expect("ok: the bot @refold in workspace Acme")
     child.expect(r"App-level token \(xapp-…\) \(hidden\): ")
     child.sendline(APP_TOKEN)
     child.expect("ok: Socket Mode connections allowed")
-    child.expect(r"Redis URL \[redis://localhost:6379/0\]: ")
+    child.expect(r"Redis URL \[embedded\]: ")
     child.sendline(redis_url)
     child.expect("answers PING")
     child.expect("Wrote .env with a new CREDENTIALS_KEY")
-    child.expect("socket_mode_enabled: true")
     child.expect("Next: python -m bot")
     child.expect(pexpect.EOF)
     child.close()
@@ -99,6 +104,14 @@ def test_http_set_up_re_asks_what_slack_or_redis_refuse(
     child = spawn_init(tmp_path, slack)
     child.expect(r"Choose \[1\]: ")
     child.sendline("2")
+    child.expect(r"Public URL .*: ")
+    child.sendline("http://insecure.example")
+    child.expect("must be an https:// URL")
+    child.sendline("https://bot.acme.example")
+    child.expect("https://bot.acme.example/slack/events")  # the manifest, with this URL filled in
+    child.expect("Signing Secret is on Basic Information")
+    child.expect(r"Press Enter once the app is created and installed: ")
+    child.sendline("")
     child.expect(r"Bot token \(xoxb-…\) \(hidden\): ")
     child.sendline("xoxb-revoked-token-value")
     child.expect("Slack refused it: invalid_auth")
@@ -107,21 +120,16 @@ def test_http_set_up_re_asks_what_slack_or_redis_refuse(
     child.expect(r"Bot token \(xoxb-…\) \(hidden\): ")
     child.sendline(BOT_TOKEN)
     child.expect("ok: the bot")
-    child.expect(r"Public URL .*: ")
-    child.sendline("http://insecure.example")
-    child.expect("must be an https:// URL")
-    child.sendline("https://bot.acme.example")
     child.expect(r"Signing secret .*: ")
     child.sendline(SIGNING_SECRET_HEX)
-    child.expect(r"Redis URL \[redis://localhost:6379/0\]: ")
+    child.expect(r"Redis URL \[embedded\]: ")
     child.sendline(dead_redis_url())
     child.expect("is not answering: connection refused")
     child.expect(r"Use it anyway .*\[y/N\]: ")
     child.sendline("n")
-    child.expect(r"Redis URL \[redis://localhost:6379/0\]: ")
+    child.expect(r"Redis URL \[embedded\]: ")
     child.sendline(redis_url)
     child.expect("answers PING")
-    child.expect("https://bot.acme.example/slack/events")  # the manifest, with this URL filled in
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
@@ -148,3 +156,47 @@ def test_without_a_terminal_init_refuses_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "needs a terminal" in result.stderr
     assert not (tmp_path / ".env").exists()
+
+
+def test_a_first_run_at_a_terminal_sets_up_then_serves_on_the_embedded_redis(
+    tmp_path: Path, slack: FakeSlack
+) -> None:
+    """`python -m bot` with no .env, at a terminal: init's questions (embedded Redis the default
+    answer), then the bot serves with what was written."""
+    import httpx
+
+    from tests.harness import free_port
+
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "REFOLD_", "REDIS_", "CREDENTIALS_"))
+    }
+    env.update({"SLACK_API_URL": f"{slack.url}/api/", "PYTHONPATH": str(ROOT), "PORT": str(port)})
+    child = pexpect.spawn(sys.executable, ["-m", "bot"], cwd=str(tmp_path), env=env, encoding="utf-8", timeout=20)
+    try:
+        child.expect("No .env here yet, so first a few questions.")
+        child.expect(r"Choose \[1\]: ")
+        child.sendline("2")
+        child.expect(r"Public URL .*: ")
+        child.sendline("https://bot.acme.example")
+        child.expect(r"Press Enter once the app is created and installed: ")
+        child.sendline("")
+        child.expect(r"Bot token \(xoxb-…\) \(hidden\): ")
+        child.sendline(BOT_TOKEN)
+        child.expect(r"Signing secret .*: ")
+        child.sendline(SIGNING_SECRET_HEX)
+        child.expect(r"Redis URL \[embedded\]: ")
+        child.sendline("")
+        child.expect("ok: an embedded Redis, started with the bot")
+        child.expect("Starting the bot.")
+        child.expect(r"REDIS_URL is embedded: using an embedded Redis \(data in \.bot-data/, for one machine\)")
+        child.expect("Application startup complete")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert read_env(tmp_path / ".env")["REDIS_URL"] == "embedded"
+    finally:
+        child.kill(15)
+        child.expect(pexpect.EOF)
+        child.close()
+    assert not (tmp_path / ".bot-data" / "embedded-redis.json").exists()

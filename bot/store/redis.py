@@ -149,6 +149,17 @@ class ServerFacts:
     role: str  # master or slave, as INFO says
     replicas: int
     persistence: str | None  # "AOF", "RDB", "AOF and RDB", "off", or None when CONFIG is refused
+    eviction: str | None = None  # maxmemory-policy, or None when CONFIG is refused
+
+
+def eviction_problem(policy: str) -> str:
+    """What an evicting maxmemory-policy would cost, and the fix; for `check` and the start-up log."""
+    return (
+        f"maxmemory-policy is {policy}: when Redis fills up it deletes keys, and with them connected "
+        "workspaces' Refold credentials, Slack installations and alert routes; run "
+        "`CONFIG SET maxmemory-policy noeviction` and set `maxmemory-policy noeviction` in redis.conf "
+        "(or the provider's parameter group)"
+    )
 
 
 async def server_facts(client: aioredis.Redis) -> ServerFacts:
@@ -156,13 +167,17 @@ async def server_facts(client: aioredis.Redis) -> ServerFacts:
     try:
         appendonly = str((await client.config_get("appendonly")).get("appendonly") or "no")
         save = str((await client.config_get("save")).get("save") or "")
+        policy = str((await client.config_get("maxmemory-policy")).get("maxmemory-policy") or "")
     except ResponseError:
-        # Managed Redis often disables CONFIG: persistence is then theirs to tell.
-        persistence = None
+        # Managed Redis often disables CONFIG: persistence and eviction are then theirs to tell.
+        persistence, eviction = None, None
     else:
         kinds = [name for name, on in (("AOF", appendonly == "yes"), ("RDB", bool(save.strip()))) if on]
         persistence = " and ".join(kinds) if kinds else "off"
-    return ServerFacts(str(info.get("role", "unknown")), int(info.get("connected_slaves", 0)), persistence)
+        eviction = policy or None
+    return ServerFacts(
+        str(info.get("role", "unknown")), int(info.get("connected_slaves", 0)), persistence, eviction
+    )
 
 
 def quiet_unrecorded_jobs(loop: asyncio.AbstractEventLoop) -> None:
