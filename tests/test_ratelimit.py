@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from pyrate_limiter import Duration, Rate
@@ -62,19 +63,24 @@ async def test_a_wait_that_would_pass_the_limit_is_refused_at_once(redis_url: st
 async def test_a_burst_beyond_the_budget_is_served_in_the_order_it_came(redis_url: str) -> None:
     client = aioredis.from_url(redis_url)
     limiter = RefoldRateLimiter(client, rates=[Rate(10, Duration.SECOND, burst=1)], max_wait_seconds=10)
+    assert await served_order(lambda: limiter.acquire("k"), 12) == list(range(12))
+    await client.aclose()
+
+
+async def served_order(call: Callable[[], Awaitable[object]], n: int) -> list[int]:
+    """Start `n` calls one after another, each waiting before the next starts; the order they ended."""
     granted: list[int] = []
 
     async def one(i: int) -> None:
-        await limiter.acquire("k")
+        await call()
         granted.append(i)
 
     tasks = []
-    for i in range(12):
+    for i in range(n):
         tasks.append(asyncio.create_task(one(i)))
-        await asyncio.sleep(0)  # each starts waiting before the next is sent
+        await asyncio.sleep(0)
     await asyncio.gather(*tasks)
-    assert granted == list(range(12))
-    await client.aclose()
+    return granted
 
 
 async def test_a_waiting_request_knows_how_many_are_ahead_of_it(redis_url: str) -> None:
@@ -171,3 +177,20 @@ asyncio.run(main())
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=30, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+async def test_redis_down_is_said_once_per_outage_not_per_request(caplog) -> None:
+    import logging
+
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    client = aioredis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    limiter = RefoldRateLimiter(client)
+    caplog.set_level(logging.WARNING)
+    for _ in range(3):
+        await limiter.acquire("k")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "rate limiter unavailable (ConnectionError); sending without it"
+    ]
+    await client.aclose()

@@ -115,3 +115,13 @@ def storm_counts(route_id: str, summary: str) -> str:
 def recent_lookups(workspace: str) -> str:
     """A workspace's latest lookups, newest first (a capped list), for its App Home."""
     return f"{NAMESPACE}:recent:{workspace}"
+
+
+def slack_pace(scope: str) -> str:
+    """GCRA state of one Slack Web API budget; `scope` is a workspace hash, method and maybe channel."""
+    return f"{NAMESPACE}:slack-pace:{scope}"
+
+
+def slack_hold(scope: str) -> str:
+    """When Slack's Retry-After for one budget ends (epoch ms): no process calls under it before."""
+    return f"{NAMESPACE}:slack-hold:{scope}"

@@ -5,26 +5,21 @@ two processes sharing a key never exceed the limit together. A request beyond th
 turn: each process serves a key's waiting requests in the order they came (a burst from one
 workspace is answered in order, not refused), and only a request whose wait would pass a minute is
 refused with a polite "Refold is busy". Redis being down must not stop lookups, so the limiter then
-lets requests through and says so in the log.
+lets requests through and says so in the log, once per outage. The line and the turns themselves are
+bot/store/rate_lines.py's, which the Slack pacer shares.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from pyrate_limiter import GCRA, Duration, Rate
-from pyrate_limiter.buckets.redis_state import RedisStateStore
-from redis.exceptions import RedisError
+from pyrate_limiter import Duration, Rate
 
 from bot.refold.errors import RefoldBusy
 from bot.refold.place import current_place
 from bot.store import keys
-
-log = logging.getLogger(__name__)
+from bot.store.rate_lines import RedisRateLine, TurnTooLate
 
 # Refold allows 20/s with a burst of 5, token-bucket style. Requests are admitted here but counted
 # there, after a hop whose delay varies with load (measured: up to ~0.2 s on a busy 2-core host, which
@@ -38,16 +33,6 @@ REFOLD_RATES = [Rate(12, Duration.SECOND, burst=3)]
 MAX_WAIT_SECONDS = 60.0
 
 
-@dataclass
-class _Line:
-    """One key's requests waiting in this process. asyncio.Lock wakes its waiters first come, first
-    served, so only the head of the line asks Redis for a turn."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    issued: int = 0  # tickets handed out
-    served: int = 0  # requests that left the line (granted, refused or cancelled)
-
-
 class RefoldRateLimiter:
     def __init__(
         self,
@@ -55,27 +40,15 @@ class RefoldRateLimiter:
         rates: list[Rate] | None = None,
         max_wait_seconds: float = MAX_WAIT_SECONDS,
     ) -> None:
-        self._redis = redis
         self._rates = rates or REFOLD_RATES
-        self._algorithm = GCRA()
         self._max_wait = max_wait_seconds
-        self._stores: dict[str, RedisStateStore] = {}
-        self._lines: dict[str, _Line] = {}
+        self._line = RedisRateLine(redis, keys.rate_limit, name="rate limiter")
         # The slowest refill: how fast a line moves once the burst is spent.
         self._per_second = min(rate.limit * 1000 / rate.interval for rate in self._rates)
 
-    def _store(self, key: str) -> RedisStateStore:
-        store = self._stores.get(key)
-        if store is None:
-            if len(self._stores) > 10_000:
-                self._stores.clear()  # bounded: a store is only a key name and a cached script
-            store = self._stores[key] = RedisStateStore(self._redis, keys.rate_limit(key))
-        return store
-
     def waiting(self, key: str) -> int:
         """How many requests under `key` wait in this process's line."""
-        line = self._lines.get(key)
-        return line.issued - line.served if line else 0
+        return self._line.waiting(key)
 
     async def acquire(self, key: str, *, again: bool = False) -> float:
         """Wait for a turn under `key`, behind this process's earlier requests for it; return when the
@@ -87,48 +60,18 @@ class RefoldRateLimiter:
         """
         deadline = time.monotonic() + self._max_wait
         place = current_place()
-        if again:
-            granted = await self._turn(key, deadline)
-            if place is not None:
-                place.granted()
-            return granted
-        line = self._lines.setdefault(key, _Line())
-        ahead = line.issued - line.served
         # Each request ahead takes 1/rate of a second once the burst is spent: a wait that can only
         # pass the limit is refused now, not after a minute.
-        if ahead / self._per_second > self._max_wait:
+        if not again and self._line.waiting(key) / self._per_second > self._max_wait:
             raise RefoldBusy("Refold is busy: this workspace has more than a minute of requests queued")
-        line.issued += 1
-        ticket = line.issued
-        if place is not None:
-            place.waiting(lambda: max(0, ticket - line.served - 1))
         try:
-            async with line.lock:
-                if place is not None:
-                    place.waiting(lambda: 0)
-                granted = await self._turn(key, deadline)
-        finally:
-            line.served += 1
-            if place is not None:
-                place.waiting(None)
-            if line.served == line.issued and self._lines.get(key) is line:
-                del self._lines[key]
+            if again:
+                granted = await self._line.turn(key, self._rates, deadline=deadline)
+            else:
+                ahead = place.waiting if place is not None else None
+                granted = await self._line.take(key, self._rates, deadline=deadline, ahead=ahead)
+        except TurnTooLate:
+            raise RefoldBusy("Refold is busy: this workspace is at Refold's rate limit") from None
         if place is not None:
             place.granted()
         return granted
-
-    async def _turn(self, key: str, deadline: float) -> float:
-        store = self._store(key)
-        while True:
-            asked = time.monotonic()
-            try:
-                decision = await store.check(self._algorithm, self._rates, int(time.time() * 1000), 1)
-            except (RedisError, OSError) as exc:
-                log.warning("rate limiter unavailable (%s); sending without it", type(exc).__name__)
-                return time.monotonic()
-            if decision.allowed:
-                return asked
-            wait = max(decision.retry_after_ms or 50, 1) / 1000
-            if time.monotonic() + wait > deadline:
-                raise RefoldBusy("Refold is busy: this workspace is at Refold's rate limit")
-            await asyncio.sleep(wait)
