@@ -2,6 +2,9 @@
 
 Answers follow Slack's documented shapes (`{"ok": true, ...}` / `{"ok": false, "error": ...}`).
 Errors can be programmed per method, and per response_url.
+
+Slack's published rate limits (https://api.slack.com/docs/rate-limits) can be enforced, off by
+default; tests where volume matters call `slack.enforce_limits()`. See `RateLimits`.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import asyncio
 import collections
 import itertools
 import json
+import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +29,67 @@ class SlackCall:
     method: str
     token: str | None
     args: dict[str, Any]
+    # What the fake answered; None while the call is still being answered (see `latency`).
+    status: int | None = None
+    answer: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.answer and self.answer.get("ok"))
+
+
+# Per-minute quotas of Slack's Web API tiers, per method per workspace (per app).
+TIER_PER_MINUTE: Mapping[int, int] = {1: 1, 2: 20, 3: 50, 4: 100}
+METHOD_TIERS: Mapping[str, int] = {
+    "chat.update": 3,
+    "chat.delete": 3,
+    "chat.unfurl": 3,
+    "conversations.open": 3,
+    "users.info": 4,
+}
+# Whole families share a tier: views.open/update/push/publish are Tier 4, usergroups.* Tier 2.
+PREFIX_TIERS: Mapping[str, int] = {"views.": 4, "usergroups.": 2}
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Slack's published limits, as https://api.slack.com/docs/rate-limits states them.
+
+    - chat.postMessage: "1 per second" per channel, "short bursts >1 allowed" (a Special tier, with a
+      workspace-wide limit of its own that Slack does not quantify, so it is not modelled). Modelled as
+      a token bucket per workspace and channel: `post_burst` tokens, refilled at `post_per_second`.
+    - Tiered methods: per method per workspace, Tier 2 "20+ per minute", Tier 3 "50+", Tier 4 "100+".
+      Modelled as a sliding 60-second window holding at most that many answered calls, so the 51st
+      chat.update within a minute is refused. Methods with no tier here are never limited.
+    - A refusal is HTTP 429, `Retry-After: <whole seconds, at least 1>`, `{"ok": false, "error":
+      "ratelimited"}`.
+    A workspace is the token's team when `bots` knows the token, else the token itself.
+    """
+
+    post_burst: int = 4
+    post_per_second: float = 1.0
+    tier_per_minute: Mapping[int, int] = field(default_factory=lambda: dict(TIER_PER_MINUTE))
+    method_tiers: Mapping[str, int] = field(default_factory=lambda: dict(METHOD_TIERS))
+    prefix_tiers: Mapping[str, int] = field(default_factory=lambda: dict(PREFIX_TIERS))
+    window_seconds: float = 60.0
+
+    def tier(self, method: str) -> int | None:
+        if method in self.method_tiers:
+            return self.method_tiers[method]
+        return next((t for prefix, t in self.prefix_tiers.items() if method.startswith(prefix)), None)
+
+
+@dataclass
+class Message:
+    """A message as a channel shows it: its latest text and blocks, and (top-level ones) its replies."""
+
+    channel: str
+    ts: str
+    text: str | None
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None
+    replies: list[Message] = field(default_factory=list)
+    updates: int = 0  # accepted chat.update calls applied to it
 
 
 @dataclass
@@ -66,6 +132,15 @@ class FakeSlack(LoopbackServer):
         # Seconds a Web API method takes to answer (the call is recorded on arrival).
         self.latency: dict[str, float] = {}
         self._ts = itertools.count(1)
+        # Rate limits (off unless a test turns them on). Calls they refuse never reach `calls`.
+        self.limits: RateLimits | None = None
+        self.refused: list[SlackCall] = []
+        # Replaceable so a test can move time on instead of sleeping through a refill.
+        self.clock: Callable[[], float] = time.monotonic
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # (workspace, channel) -> tokens, at
+        self._windows: dict[tuple[str, str], collections.deque[float]] = collections.defaultdict(
+            collections.deque
+        )
 
     def reset(self) -> None:
         with self.lock:
@@ -86,6 +161,11 @@ class FakeSlack(LoopbackServer):
             self.socket_inbox.clear()
             self.not_member.clear()
             self.latency.clear()
+            self.limits = None
+            self.refused.clear()
+            self.clock = time.monotonic
+            self._buckets.clear()
+            self._windows.clear()
 
     # --- programming and reading ----------------------------------------------
 
@@ -97,8 +177,78 @@ class FakeSlack(LoopbackServer):
             self.errors[method].append(ProgrammedError(error, **kwargs))
 
     def calls_to(self, method: str) -> list[SlackCall]:
+        """Calls that got past the rate limits, whatever they were answered (programmed errors too)."""
         with self.lock:
             return [c for c in self.calls if c.method == method]
+
+    def accepted_calls_to(self, method: str) -> list[SlackCall]:
+        """Calls answered `ok: true`: no programmed error, no refusal, not still in flight."""
+        with self.lock:
+            return [c for c in self.calls if c.method == method and c.ok]
+
+    def refused_to(self, method: str) -> list[SlackCall]:
+        """Calls the rate limits refused with 429 `ratelimited`."""
+        with self.lock:
+            return [c for c in self.refused if c.method == method]
+
+    def enforce_limits(self, on: bool = True, limits: RateLimits | None = None) -> None:
+        """Turn Slack's rate limits on (with their published values unless `limits` says otherwise)."""
+        with self.lock:
+            self.limits = (limits or RateLimits()) if on else None
+            self._buckets.clear()
+            self._windows.clear()
+
+    def channel_messages(self, channel: str) -> list[Message]:
+        """The channel's top-level messages, oldest first, each with its thread replies, as Slack shows them.
+
+        Built from accepted chat.postMessage calls (no `thread_ts`, or a `thread_ts` equal to its own
+        ts, is top-level), with accepted chat.update calls applied by channel and ts and chat.delete
+        calls taken out. Replies under a parent the bot never posted appear only in `thread()`.
+        A `reply_broadcast` reply is listed as a reply only.
+        """
+        messages = self._messages(channel)
+        top = [m for m in messages.values() if m.thread_ts in (None, m.ts)]
+        for message in messages.values():
+            parent = messages.get(message.thread_ts or "")
+            if parent is not None and parent is not message:
+                parent.replies.append(message)
+        return top
+
+    def thread(self, channel: str, thread_ts: str) -> list[Message]:
+        """Replies in one thread, oldest first, whether or not the bot posted its parent."""
+        return [m for m in self._messages(channel).values() if m.thread_ts == thread_ts and m.ts != thread_ts]
+
+    def message(self, channel: str, ts: str) -> Message | None:
+        return self._messages(channel).get(ts)
+
+    def _messages(self, channel: str) -> dict[str, Message]:
+        with self.lock:
+            calls = [c for c in self.calls if c.ok]
+        messages: dict[str, Message] = {}
+        for call in calls:
+            assert call.answer is not None
+            if call.answer.get("channel", call.args.get("channel")) != channel:
+                continue
+            ts = str(call.answer.get("ts") or call.args.get("ts") or "")
+            if call.method == "chat.postMessage":
+                thread_ts = call.args.get("thread_ts")
+                messages[ts] = Message(
+                    channel,
+                    ts,
+                    call.args.get("text"),
+                    _blocks(call.args.get("blocks")),
+                    str(thread_ts) if thread_ts else None,
+                )
+            elif call.method == "chat.update" and (target := messages.get(str(call.args.get("ts")))):
+                # Slack replaces what an update sends and keeps what it leaves out.
+                if "text" in call.args:
+                    target.text = call.args["text"]
+                if "blocks" in call.args:
+                    target.blocks = _blocks(call.args["blocks"])
+                target.updates += 1
+            elif call.method == "chat.delete":
+                messages.pop(str(call.args.get("ts")), None)
+        return messages
 
     def responses_to(self, key: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -161,8 +311,14 @@ class FakeSlack(LoopbackServer):
                 args.update(dict(await request.post()))
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.pop("token", None)
+        call = SlackCall(method, token, args)
         with self.lock:
-            self.calls.append(SlackCall(method, token, args))
+            retry_after = self._rate_limited(method, token, args)
+            if retry_after is not None:
+                call.status, call.answer = 429, {"ok": False, "error": "ratelimited"}
+                self.refused.append(call)
+                return web.json_response(call.answer, status=429, headers={"Retry-After": str(retry_after)})
+            self.calls.append(call)
             queue = self.errors.get(method)
             programmed = None
             if queue:
@@ -178,10 +334,41 @@ class FakeSlack(LoopbackServer):
             headers = (
                 {"Retry-After": str(programmed.retry_after)} if programmed.retry_after is not None else {}
             )
-            return web.json_response(
-                {"ok": False, "error": programmed.error}, status=programmed.status, headers=headers
-            )
-        return web.json_response(self._answer(method, args, admins, token))
+            status, answer = programmed.status, {"ok": False, "error": programmed.error}
+        else:
+            status, answer = 200, self._answer(method, args, admins, token)
+            headers = {}
+        with self.lock:
+            call.status, call.answer = status, answer
+        return web.json_response(answer, status=status, headers=headers)
+
+    def _rate_limited(self, method: str, token: str | None, args: dict[str, Any]) -> int | None:
+        """Seconds to wait when the limits refuse this call, else None (and the call is counted)."""
+        limits = self.limits
+        if limits is None:
+            return None
+        known = self.bots.get(token or "")
+        workspace = str((known or {}).get("team_id") or token or "")
+        now = self.clock()
+        if method == "chat.postMessage":
+            key = (workspace, str(args.get("channel", "")))
+            tokens, at = self._buckets.get(key, (float(limits.post_burst), now))
+            tokens = min(float(limits.post_burst), tokens + (now - at) * limits.post_per_second)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                return max(1, math.ceil((1 - tokens) / limits.post_per_second))
+            self._buckets[key] = (tokens - 1, now)
+            return None
+        tier = limits.tier(method)
+        if tier is None:
+            return None
+        window = self._windows[(workspace, method)]
+        while window and window[0] <= now - limits.window_seconds:
+            window.popleft()
+        if len(window) >= limits.tier_per_minute[tier]:
+            return max(1, math.ceil(window[0] + limits.window_seconds - now))
+        window.append(now)
+        return None
 
     def _answer(
         self, method: str, args: dict[str, Any], admins: set[str], token: str | None
@@ -235,6 +422,9 @@ class FakeSlack(LoopbackServer):
             return {"ok": True, "view": {"id": "V" + str(next(self._ts)), **(args.get("view") or {})}}
         if method in ("chat.postMessage", "chat.update") and args.get("channel") in self.not_member:
             return {"ok": False, "error": "not_in_channel"}
+        if method == "chat.update" and args.get("ts"):
+            # An edited message keeps its ts.
+            return {"ok": True, "channel": args.get("channel"), "ts": args["ts"], "text": args.get("text")}
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message_ts": ts}
@@ -262,6 +452,16 @@ class FakeSlack(LoopbackServer):
             self.responses.append(received)
             self._responses_by_key[key].append(received)
         return web.Response(status=status, text="ok" if status < 400 else "no_such_response_url")
+
+
+def _blocks(value: Any) -> list[dict[str, Any]] | None:
+    # Form-encoded calls carry blocks as a JSON string; JSON calls carry the list itself.
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, list) else None
 
 
 def dumps(data: Any) -> str:
