@@ -33,6 +33,7 @@ from bot.store.crypto import Cipher
 from bot.store.deliveries import Deliveries
 from bot.store.executions import ExecutionCache
 from bot.store.follows import FollowStore
+from bot.store.incidents import IncidentStore
 from bot.store.installations import RedisInstallationStore
 from bot.store.known_accounts import KnownAccounts
 from bot.store.ratelimit import RefoldRateLimiter
@@ -46,7 +47,6 @@ from bot.store.redis import (
     server_facts,
 )
 from bot.store.seen import SeenDeliveries
-from bot.store.storm import StormStore
 from bot.tasks import BackgroundTasks
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
@@ -196,7 +196,7 @@ def build_container(
     )
     seen = SeenDeliveries(redis)
     alerts = AlertService(
-        AlertRouteStore(redis), seen, StormStore(redis), resolver, refold, audit, settings.public_url
+        AlertRouteStore(redis), seen, IncidentStore(redis), resolver, refold, audit, settings.public_url
     )
     runner = JobRunner(
         lookup,

@@ -16,12 +16,12 @@ from bot.parse import AlertsCommand, InvalidCommand, parse_command
 from bot.refold.links import execution_in_link
 from bot.refold.models import Execution
 from bot.refold.webhooks import UnreadableDelivery, WebhookEvent, read_delivery, signature_valid
-from bot.render.alerts import RouteView, storm_summary
+from bot.render.alerts import IncidentFacts, RouteView, incident_message
 from bot.render.follow import FollowLine
 from bot.render.home import HomeFacts, RecentView, home_view
 from bot.render.unfurl import render_unfurl
 from bot.store.alert_routes import AlertEvents, AlertRoute
-from bot.store.storm import StormStore
+from bot.store.incidents import GROUP_SECONDS, RESOLVE_SECONDS, CauseFields, IncidentStore
 from bot.usecases.alerts import environment_wanted, subscribed_events, wanted
 from tests.fakes.refold import errored_doc
 from tests.harness import EXEC_ID
@@ -29,27 +29,53 @@ from tests.harness import EXEC_ID
 DOMAINS = ["app.refold.ai", "app.gocobalt.io"]
 
 
-async def test_a_quiet_route_gets_a_card_then_a_storm_gets_one_summary_a_window(redis_url: str) -> None:
+FIELDS = CauseFields("Nightly sync", "Create contact", "hubspot", "<n> Unauthorized")
+
+
+async def test_a_cause_gets_a_card_then_an_incident_that_later_failures_join(redis_url: str) -> None:
     client = aioredis.from_url(redis_url)
-    storm = StormStore(client)
+    store = IncidentStore(client)
+
+    async def arrive(alert: str, account: str, now: float, cause: str = "c1") -> tuple[str, str]:
+        got = await store.arrive(
+            "r", cause, FIELDS, alert=alert, execution_id=alert, account=account, now=now
+        )
+        return got.role, got.card_ts
+
     try:
-        arrive = storm.arrive
-        assert (await arrive("r", "a1", "errored\x1fX", now=1000, window=60)).role == "card"
-        second = await arrive("r", "a2", "errored\x1fX", now=1010, window=60)
-        assert (second.role, second.summary, second.summary_ts) == ("create", "1", "")
-        waiting = await arrive("r", "a3", "errored\x1fY", now=1011, window=60)
-        assert (waiting.role, waiting.summary, waiting.summary_ts) == ("join", "1", "")
-        await storm.summary_posted("r", "1", "111.1")
-        assert (await arrive("r", "a4", "errored\x1fX", now=1050, window=60)).summary_ts == "111.1"
-        # Run again (its worker died): the same decision, counted once.
-        again = await arrive("r", "a2", "errored\x1fX", now=1055, window=60)
-        assert (again.role, again.summary, again.summary_ts) == ("create", "1", "111.1")
-        assert await storm.counts("r", "1") == {"errored\x1fX": 2, "errored\x1fY": 1}
-        # Still storming a window after the summary began: the next window gets its own summary.
-        assert (await arrive("r", "a5", "errored\x1fX", now=1071, window=60)).role == "create"
-        assert await storm.summary("r", "1") == ("111.1", 1010.0)
-        # Quiet for longer than a window: a card again.
-        assert (await arrive("r", "a6", "errored\x1fX", now=1200, window=60)).role == "card"
+        assert await arrive("a1", "acme", 1000) == ("card", "")
+        gen = (
+            await store.arrive("r", "c1", FIELDS, alert="a1", execution_id="a1", account="acme", now=1)
+        ).generation
+        # The second failure within the window opens the incident; the first card is not posted yet,
+        # so the opener cannot turn it, and the card's poster will.
+        assert await arrive("a2", "beta", 1010) == ("open", "")
+        assert await store.claim_convert("r", "c1", gen, "job-a2") == ""
+        assert await store.claim_convert("r", "c1", gen, "job-a1", "111.1") == "111.1"
+        # Claimed once: not by another job, but again by the same one (run again after its worker died).
+        assert await store.claim_convert("r", "c1", gen, "job-a2") == ""
+        assert await store.claim_convert("r", "c1", gen, "job-a1") == "111.1"
+        assert await arrive("a3", "acme", 1020) == ("join", "111.1")
+        # Run again: the same decision, counted once.
+        assert await arrive("a2", "beta", 1030) == ("open", "111.1")
+        # Another cause is apart.
+        assert await arrive("b1", "acme", 1030, cause="c2") == ("card", "")
+        view = await store.view("r", "c1")
+        assert view is not None
+        assert (view.state, view.runs, view.accounts, view.first_accounts) == ("open", 3, 2, ["acme", "beta"])
+        assert (view.first_seen, view.last_seen, view.card_ts) == (1000.0, 1020.0, "111.1")
+        assert (view.first_execution, view.first_account, view.cause) == ("a1", "acme", FIELDS)
+        # Quiet past the resolve window: the next failure is a new card, counted afresh.
+        assert await arrive("a4", "gamma", 1020 + RESOLVE_SECONDS + 1) == ("card", "")
+        fresh = await store.view("r", "c1")
+        assert fresh is not None and (fresh.state, fresh.runs, fresh.accounts, fresh.card_ts) == (
+            "single",
+            1,
+            1,
+            "",
+        )
+        # A single failure long ago does not open an incident with the next one.
+        assert await arrive("a5", "gamma", 1020 + RESOLVE_SECONDS + GROUP_SECONDS + 2) == ("card", "")
     finally:
         await client.aclose()
 
@@ -186,15 +212,28 @@ def test_routes_post_the_events_and_workflows_they_were_asked_for() -> None:
     assert subscribed_events(AlertEvents.ERRORED) == ["Workflow Errored", "Connection Expired"]
 
 
-def test_a_storm_summary_counts_by_workflow_busiest_first() -> None:
-    text = storm_summary(
-        {"errored\x1fExport contact": 3, "errored\x1fNightly sync": 14},
-        datetime(2026, 1, 1, 10, 2, tzinfo=UTC),
+def test_an_incident_message_names_the_cause_its_reach_and_its_state() -> None:
+    started = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
+    facts = IncidentFacts(
+        workflow="Nightly sync",
+        node="Create contact",
+        node_type="hubspot",
+        error="<n> Unauthorized: token <id> expired",
+        runs=37,
+        accounts=22,
+        first_accounts=["acme", "beta", "gamma", "delta", "eps"],
+        first_seen=started,
+        last_seen=started + timedelta(minutes=3),
     )
-    assert "*17* executions errored: *14* in *Nightly sync*, *3* in *Export contact*" in text
-    assert "since 2026-01-01 10:02 UTC" in text
-    many = storm_summary({f"errored\x1fWorkflow {i}": 1 for i in range(40)}, datetime.now(UTC))
-    assert "and 25 more workflows" in many and len(many) <= 3000
+    text = incident_message(facts, started + timedelta(minutes=4))
+    assert "*Incident* in *Nightly sync* at node *Create contact* (hubspot): *ongoing*" in text
+    assert (
+        "*37 failed runs* across 22 linked accounts: *acme*, *beta*, *gamma*, *delta*, *eps* and 17 more"
+        in text
+    )
+    assert "First seen 2026-01-01 12:02 UTC · last seen 2026-01-01 12:05 UTC" in text
+    assert "token &lt;id&gt; expired" in text
+    assert "*quiet for 12 mins*" in incident_message(facts, started + timedelta(minutes=15))
 
 
 def test_the_app_home_stays_within_block_kit_limits_whatever_the_counts() -> None:

@@ -143,14 +143,18 @@ class AlertJob(JobBase):
     workflow_name: str | None = None
     environment: str | None = None  # connection events
     app: str | None = None  # connection events
+    # A failure that joins an incident whose message is not posted yet is looked at again later, as a
+    # new job: `arrival` keeps the name its incident decision was recorded under, `waits` how often.
+    arrival: str | None = None
+    waits: int = 0
 
 
-class StormSummaryJob(JobBase):
-    """Bring one storm summary's counts up to date (one per summary and few seconds, by its key)."""
+class IncidentUpdateJob(JobBase):
+    """Bring one incident's message up to date (one per incident and few seconds, by its key)."""
 
-    kind: Literal["storm"] = "storm"
+    kind: Literal["incident"] = "incident"
     route_id: str
-    summary: str
+    cause: str
 
 
 class UnfurlLink(BaseModel):
@@ -201,7 +205,7 @@ AnyJob = Annotated[
     | RerunJob
     | StopJob
     | AlertJob
-    | StormSummaryJob
+    | IncidentUpdateJob
     | UnfurlJob,
     Field(discriminator="kind"),
 ]

@@ -21,7 +21,8 @@ ALERTS_ADMIN_ONLY = (
 )
 NO_ROUTE_HERE = "This channel gets no Refold alerts; nothing to turn off."
 NO_ROUTES = "No channel in this workspace gets Refold alerts. Run `/execution alerts on` in one."
-MAX_SUMMARY_WORKFLOWS = 15
+# An incident with no failure for this long shows as quiet.
+QUIET_AFTER_SECONDS = 5 * 60
 NEEDS_CHANNEL = ":warning: Run `/execution alerts on` in the channel that should get the alerts."
 
 
@@ -144,30 +145,51 @@ def connection_expired(app: str | None, linked_account_id: str | None, environme
     )
 
 
-def storm_summary(counts: dict[str, int], since: datetime) -> str:
-    """ "Alert storm since 10:02 UTC: 17 executions errored: 14 in Nightly sync, 3 in Export contact"."""
-    by_event: dict[str, list[tuple[int, str]]] = {}
-    for label, count in counts.items():
-        event, _, workflow = label.partition("\x1f")
-        by_event.setdefault(event, []).append((count, workflow or "an unnamed workflow"))
-    parts = []
-    for event, items in sorted(by_event.items()):
-        items.sort(key=lambda item: (-item[0], item[1]))
-        total = sum(count for count, _ in items)
-        head = f"*{total}* {'execution' if total == 1 else 'executions'} {inline(event, 20)}"
-        named = [f"*{escape_mrkdwn(clip(name, 80))}*" for _, name in items[:MAX_SUMMARY_WORKFLOWS]]
-        if len(items) == 1:
-            parts.append(f"{head} in {named[0]}")
-            continue
-        shown = ", ".join(f"*{count}* in {name}" for (count, _), name in zip(items, named, strict=False))
-        more = len(items) - MAX_SUMMARY_WORKFLOWS
-        parts.append(f"{head}: {shown}" + (f", and {plural(more, 'more workflow')}" if more > 0 else ""))
-    body = "; ".join(parts) or "alerts are arriving"
-    return clip(
-        f":rotating_light: *Alert storm* since {format_time(since)}: {body}. "
-        "Each execution's card is in this thread; this message updates as more arrive.",
-        2900,
+@dataclass(frozen=True)
+class IncidentFacts:
+    """An incident as its message shows it (a pure copy of the store's view)."""
+
+    workflow: str
+    node: str
+    node_type: str
+    error: str
+    runs: int
+    accounts: int
+    first_accounts: Sequence[str]
+    first_seen: datetime
+    last_seen: datetime
+
+
+def incident_state(facts: IncidentFacts, now: datetime) -> str:
+    quiet = (now - facts.last_seen).total_seconds()
+    if quiet < QUIET_AFTER_SECONDS:
+        return "*ongoing*"
+    return f"*quiet for {plural(int(quiet // 60), 'min')}*"
+
+
+def incident_message(facts: IncidentFacts, now: datetime) -> str:
+    """The incident's one top-level message: the cause, how far it reaches, since when, and its state."""
+    node = f"*{inline(facts.node, 80)}*" if facts.node else "no node"
+    kind = f" ({inline(facts.node_type, 40)})" if facts.node_type else ""
+    named = ", ".join(f"*{inline(a, 60)}*" for a in facts.first_accounts)
+    more = facts.accounts - len(facts.first_accounts)
+    accounts = plural(facts.accounts, "linked account") + (
+        f": {named}" + (f" and {more} more" if more > 0 else "") if named else ""
     )
+    lines = [
+        f":rotating_light: *Incident* in *{escape_mrkdwn(clip(facts.workflow or 'an unnamed workflow', 80))}* "
+        f"at node {node}{kind}: {incident_state(facts, now)}",
+        f"> {escape_mrkdwn(clip(facts.error, 300))}",
+        f"*{plural(facts.runs, 'failed run')}* across {accounts}",
+        f"First seen {format_time(facts.first_seen)} · last seen {format_time(facts.last_seen)}",
+        "_Each run is in this thread; this message updates as more arrive._",
+    ]
+    return clip("\n".join(lines), 2900)
+
+
+def incident_run_line(execution_id: str, linked_account_id: str | None, at: datetime) -> str:
+    account = f" · linked account *{inline(linked_account_id, 120)}*" if linked_account_id else ""
+    return f"Failed run `{inline(execution_id, 40)}`{account} at {format_time(at)}"
 
 
 def not_in_channel(channel_id: str) -> str:

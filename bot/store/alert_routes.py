@@ -74,7 +74,7 @@ class AlertRouteStore:
 
     async def delete(self, workspace: str, route: AlertRoute) -> None:
         async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.alert_route(route.route_id), keys.storm(route.route_id))
+            pipe.delete(keys.alert_route(route.route_id))
             pipe.hdel(keys.alert_routes_of(workspace), route.channel_id)
             await pipe.execute()
 

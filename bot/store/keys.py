@@ -102,14 +102,10 @@ def seen(kind: str, name: str) -> str:
     return f"{NAMESPACE}:seen:{kind}:{name}"
 
 
-def storm(route_id: str) -> str:
-    """A route's alert rhythm: when the last alert came, and the summary of the storm under way."""
-    return f"{NAMESPACE}:storm:{route_id}"
-
-
-def storm_counts(route_id: str, summary: str) -> str:
-    """How many alerts of each workflow one storm summary stands for (a hash)."""
-    return f"{NAMESPACE}:storm-counts:{route_id}:{summary}"
+def incident(route_id: str, cause: str) -> str:
+    """One cause's failures in one alert route: its single card or its incident (a hash; with
+    `:accounts` and `:first-accounts` beside it)."""
+    return f"{NAMESPACE}:incident:{route_id}:{cause}"
 
 
 def recent_lookups(workspace: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.errors import BotError
+from bot.refold.causes import Cause
 from bot.refold.client import RefoldClient
 from bot.refold.credentials import AuthKind
 from bot.refold.webhooks import (
@@ -20,15 +21,14 @@ from bot.refold.webhooks import (
 from bot.store.alert_routes import AlertEvents, AlertRoute, AlertRouteStore, new_route_id
 from bot.store.audit import AuditEntry, AuditLog
 from bot.store.errors import NotConnected, StoreUnavailable
+from bot.store.incidents import Arrival, CauseFields, IncidentStore, IncidentView
 from bot.store.seen import SeenDeliveries
-from bot.store.storm import StormDecision, StormStore
 from bot.usecases.workspace import CredentialResolver, Workspace
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/refold/webhooks/"
 MAX_BODY_BYTES = 64 * 1024
-STORM_WINDOW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class AlertService:
         self,
         routes: AlertRouteStore,
         seen: SeenDeliveries,
-        storm: StormStore,
+        incidents: IncidentStore,
         resolver: CredentialResolver,
         refold: RefoldClient,
         audit: AuditLog,
@@ -88,7 +88,7 @@ class AlertService:
     ) -> None:
         self.routes = routes
         self._seen = seen
-        self._storm = storm
+        self._incidents = incidents
         self._resolver = resolver
         self._refold = refold
         self._audit = audit
@@ -227,17 +227,28 @@ class AlertService:
         """The delivery could not be handed on: let Refold's retry of it be taken."""
         await self._seen.release(f"webhook:{route.route_id}", delivery.dedupe_name)
 
-    async def arrive(self, route: AlertRoute, alert: str, label: str, now: float) -> StormDecision:
-        return await self._storm.arrive(route.route_id, alert, label, now=now, window=STORM_WINDOW_SECONDS)
+    async def arrive_failure(
+        self, route: AlertRoute, cause: Cause, alert: str, execution_id: str, account: str | None, now: float
+    ) -> Arrival:
+        """Whether this failure gets its own card, opens its cause's incident, or joins it."""
+        fields = CauseFields(cause.workflow, cause.node_name or "", cause.node_type or "", cause.error)
+        return await self._incidents.arrive(
+            route.route_id,
+            cause.key,
+            fields,
+            alert=alert,
+            execution_id=execution_id,
+            account=account,
+            now=now,
+        )
 
-    async def summary_posted(self, route: AlertRoute, summary: str, ts: str) -> None:
-        await self._storm.summary_posted(route.route_id, summary, ts)
+    async def claim_convert(
+        self, route: AlertRoute, cause: str, generation: str, job: str, card_ts: str = ""
+    ) -> str:
+        return await self._incidents.claim_convert(route.route_id, cause, generation, job, card_ts)
 
-    async def summary(self, route: AlertRoute, summary: str) -> tuple[str, float]:
-        return await self._storm.summary(route.route_id, summary)
-
-    async def storm_counts(self, route: AlertRoute, summary: str) -> dict[str, int]:
-        return await self._storm.counts(route.route_id, summary)
+    async def incident(self, route: AlertRoute, cause: str) -> IncidentView | None:
+        return await self._incidents.view(route.route_id, cause)
 
     async def first_notice(self, route: AlertRoute, what: str) -> bool:
         """True once per route and `what`: a problem its creator is told about once."""

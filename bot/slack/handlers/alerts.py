@@ -1,5 +1,5 @@
-"""Refold alerts in Slack: each delivery becomes a live card in its route's channel, storms are
-gathered under one summary per minute, expiring connections get a short notice.
+"""Refold alerts in Slack: each delivery becomes a live card in its route's channel, failures of one
+cause are gathered under one incident message, expiring connections get a short notice.
 
 A card of a run that is still going is followed like any other (chat.update until it ends). Nothing is
 posted twice: a delivery is accepted once (the webhook endpoint), and each part of its answer is
@@ -8,13 +8,15 @@ recorded as sent (`ctx.once`), so a job run again after its worker died repeats 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, assert_never
 
-from bot.jobs.kinds import AlertJob, ReplyTarget, StormSummaryJob, Target
+from bot.jobs.kinds import AlertJob, IncidentUpdateJob, ReplyTarget, Target
+from bot.refold.causes import cause_of
 from bot.refold.webhooks import WebhookEvent
 from bot.render import alerts as words
 from bot.render.blocks import Card, CardBudget, FollowMark
@@ -25,6 +27,7 @@ from bot.slack.handlers.following import start_follow
 from bot.slack.web_api import Delivery
 from bot.store.alert_routes import AlertRoute
 from bot.store.errors import StoreUnavailable
+from bot.store.incidents import Arrival, IncidentView
 from bot.usecases.alerts import environment_wanted
 from bot.usecases.lookup import LookupResult
 
@@ -32,10 +35,11 @@ log = logging.getLogger(__name__)
 
 # The bot cannot post in the channel: its creator is told, once.
 NOT_A_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
-SUMMARY_WAIT_SECONDS = 15.0
-SUMMARY_POLL_SECONDS = 0.1
-# A storm summary is brought up to date at most this often (one job per summary and slot).
-SUMMARY_UPDATE_SECONDS = 3
+# An incident's message is edited at most this often (one job per incident and slot).
+INCIDENT_UPDATE_SECONDS = 10
+# A failure whose incident message is not posted yet looks again this often, this many times.
+INCIDENT_WAIT_SECONDS = 2.0
+INCIDENT_WAITS = 30
 
 
 async def run_alert(ctx: JobContext, job: AlertJob) -> None:
@@ -55,16 +59,6 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
     if result is not None and not environment_wanted(route, result.execution.environment):
         log.info("alert for another environment than the route's; not posted")
         return
-    workflow = (result.execution.name if result else None) or job.workflow_name or "an unnamed workflow"
-    event_word = "completed" if job.event == WebhookEvent.WORKFLOW_COMPLETED else "errored"
-    try:
-        decision = await ctx.alerts.arrive(route, job.interaction, f"{event_word}\x1f{workflow}", time.time())
-    except StoreUnavailable as exc:
-        ctx.retry_unless_final(exc.kind.value)
-        decision = None  # no storm bookkeeping: post the card on its own rather than not at all
-    thread_ts: str | None = None
-    if decision is not None and decision.role != "card":
-        thread_ts = await _summary_thread(ctx, route, decision.role, decision.summary, decision.summary_ts)
     banner = words.alert_banner(job.event, job.linked_account_id)
 
     def render(budget: CardBudget) -> Card:
@@ -75,14 +69,151 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
             return Card(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
         return ctx.card(result, shareable=False, budget=budget, banner=banner)
 
+    if job.event == WebhookEvent.WORKFLOW_ERRORED and result is not None:
+        cause = cause_of(result.execution, workflow_id=job.workflow_id, workflow_name=job.workflow_name)
+        try:
+            arrival = await ctx.alerts.arrive_failure(
+                route, cause, job.arrival or job.interaction, target.execution_id, job.linked_account_id, time.time()
+            )
+        except StoreUnavailable as exc:
+            ctx.retry_unless_final(exc.kind.value)
+            arrival = None  # no incident bookkeeping: post the card on its own rather than not at all
+        if arrival is not None:
+            await _failure(ctx, job, route, cause.key, arrival, render)
+            return
+    posted = await ctx.once("card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render))
+    await _check_posted(ctx, route, posted)
+    if posted and posted.ts and result is not None and not result.execution.is_terminal:
+        await _follow(ctx, job, route, result, posted.ts, None)
+
+
+async def _failure(
+    ctx: JobContext,
+    job: AlertJob,
+    route: AlertRoute,
+    cause: str,
+    arrival: Arrival,
+    render: Callable[[CardBudget], Card],
+) -> None:
+    """A failed run: its own card when its cause is new here, else a card in its incident's thread."""
+    match arrival.role:
+        case "card":
+            posted = await ctx.once(
+                "card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render)
+            )
+            await _check_posted(ctx, route, posted)
+            if posted:
+                # A run of this job after its worker died finds the card posted (no ts here), and
+                # its claim, if it had made one, still its own.
+                await _open_if_mine(ctx, job, route, cause, arrival, posted.ts or "")
+            return
+        case "open" | "join":
+            if not arrival.card_ts:
+                # The cause's first card is still being posted: its message is the thread to join.
+                if await _wait_for_incident(ctx, job):
+                    return
+                posted = await ctx.once(
+                    "card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render)
+                )
+                await _check_posted(ctx, route, posted)
+                return
+            if arrival.role == "open":
+                await _open_if_mine(ctx, job, route, cause, arrival, "")
+            posted = await ctx.once(
+                "card", lambda: web_api.post_card(ctx.client, route.channel_id, arrival.card_ts, render)
+            )
+            await _check_posted(ctx, route, posted)
+            await _schedule_incident_update(ctx, job, route, cause)
+        case _:
+            assert_never(arrival.role)
+
+
+async def _wait_for_incident(ctx: JobContext, job: AlertJob) -> bool:
+    """Look at this failure again in a moment, as a new job with the same incident decision. False:
+    waited long enough (the first card could not be posted), so the caller posts the card on its own."""
+    if job.waits >= INCIDENT_WAITS:
+        log.warning("an incident's message was not posted in time; a failure's card goes in the channel")
+        return False
+    later = job.model_copy(
+        update={
+            "interaction": f"{job.arrival or job.interaction}:wait{job.waits + 1}",
+            "arrival": job.arrival or job.interaction,
+            "waits": job.waits + 1,
+        }
+    )
+    try:
+        await ctx.scheduler.enqueue(later, at=time.time() + INCIDENT_WAIT_SECONDS)
+    except StoreUnavailable:
+        log.warning("could not schedule a failure's card for its incident: Redis unavailable")
+        return False
+    return True
+
+
+async def _open_if_mine(
+    ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str, arrival: Arrival, card_ts: str
+) -> None:
+    """Whichever comes second, the first card posted or the incident opened, turns that card into the
+    incident (claimed once)."""
+    try:
+        ts = await ctx.alerts.claim_convert(route, cause, arrival.generation, job.interaction, card_ts)
+    except StoreUnavailable as exc:
+        ctx.retry_unless_final(exc.kind.value)
+        log.warning("an incident could not be opened (Redis unavailable); its cards are posted as they come")
+        return
+    if ts:
+        await _open(ctx, job, route, cause, ts)
+
+
+async def _open(ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str, card_ts: str) -> None:
+    """The cause's first card becomes the incident's message; that first run's card goes in its thread."""
+    try:
+        view = await ctx.alerts.incident(route, cause)
+    except StoreUnavailable as exc:
+        ctx.retry(exc.kind.value)
+    if view is None:
+        return
+    text = words.incident_message(_facts(view), ctx.clock())
+    await ctx.once(
+        "incident",
+        lambda: web_api.update(ctx.client, route.channel_id, card_ts, text, blocks=_text_blocks(text)),
+    )
+    first = Target(execution_id=view.first_execution, linked_account_id=view.first_account or None)
+    fetched = await ctx.fetch(first, patient=True)
+    banner = words.alert_banner(WebhookEvent.WORKFLOW_ERRORED.value, first.linked_account_id)
+
+    def render_first(budget: CardBudget) -> Card:
+        if fetched.result is None:
+            line = words.incident_run_line(first.execution_id, first.linked_account_id, _at(view.first_seen))
+            return Card(text=line, blocks=_text_blocks(line))
+        return ctx.card(fetched.result, shareable=False, budget=budget, banner=banner)
+
     posted = await ctx.once(
-        "card", lambda: web_api.post_card(ctx.client, route.channel_id, thread_ts, render)
+        "first-card", lambda: web_api.post_card(ctx.client, route.channel_id, card_ts, render_first)
     )
     await _check_posted(ctx, route, posted)
-    if thread_ts and decision is not None:
-        await _schedule_summary_update(ctx, job, route, decision.summary)
-    if posted and posted.ts and result is not None and not result.execution.is_terminal:
-        await _follow(ctx, job, route, result, posted.ts, thread_ts)
+    await _schedule_incident_update(ctx, job, route, cause)
+
+
+def _text_blocks(text: str) -> list[dict[str, Any]]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _facts(view: IncidentView) -> words.IncidentFacts:
+    return words.IncidentFacts(
+        workflow=view.cause.workflow,
+        node=view.cause.node,
+        node_type=view.cause.node_type,
+        error=view.cause.error,
+        runs=view.runs,
+        accounts=view.accounts,
+        first_accounts=view.first_accounts,
+        first_seen=_at(view.first_seen),
+        last_seen=_at(view.last_seen),
+    )
 
 
 async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
@@ -94,65 +225,39 @@ async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
         return None
 
 
-async def _summary_thread(
-    ctx: JobContext, route: AlertRoute, role: str, summary: str, summary_ts: str
-) -> str | None:
-    """The storm summary this alert's card goes under: posted by the alert that opened it, waited
-    for by the others. None: there is no summary to post under (the card goes in the channel)."""
-    if summary_ts:
-        return summary_ts
-    if role == "create":
-        counts = await ctx.alerts.storm_counts(route, summary)
-        text = words.storm_summary(counts, ctx.clock())
-        posted = await web_api.post(ctx.client, route.channel_id, text)
-        if posted and posted.ts:
-            await ctx.alerts.summary_posted(route, summary, posted.ts)
-            return posted.ts
-        await _check_posted(ctx, route, posted)
-        return None
-    deadline = time.monotonic() + SUMMARY_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        await asyncio.sleep(SUMMARY_POLL_SECONDS)
-        ts, _ = await ctx.alerts.summary(route, summary)
-        if ts:
-            return ts
-    log.warning(
-        "a storm summary was not posted in %.0f s; the alert's card goes in the channel", SUMMARY_WAIT_SECONDS
-    )
-    return None
-
-
-async def _schedule_summary_update(ctx: JobContext, job: AlertJob, route: AlertRoute, summary: str) -> None:
-    """One update per summary and slot, however many alerts ask: the queue keeps one job per key."""
-    slot = math.ceil(time.time() / SUMMARY_UPDATE_SECONDS) * SUMMARY_UPDATE_SECONDS
-    update = StormSummaryJob(
+async def _schedule_incident_update(ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str) -> None:
+    """One update per incident and slot, however many alerts ask: the queue keeps one job per key, so
+    the message is edited at most once a slot."""
+    slot = math.ceil(time.time() / INCIDENT_UPDATE_SECONDS) * INCIDENT_UPDATE_SECONDS
+    update = IncidentUpdateJob(
         origin=job.origin,
         reply=job.reply,
-        interaction=f"{route.route_id}:{summary}:{slot}",
+        interaction=f"incident:{route.route_id}:{cause}:{slot}",
         route_id=route.route_id,
-        summary=summary,
+        cause=cause,
     )
     try:
         await ctx.scheduler.enqueue(update, at=slot)
     except StoreUnavailable:
-        log.warning("could not schedule a storm summary's update: Redis unavailable")
+        log.warning("could not schedule an incident's update: Redis unavailable")
 
 
-async def run_storm_summary(ctx: JobContext, job: StormSummaryJob) -> None:
+async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
     route = await _route(ctx, job.route_id)
     if route is None:
         return
     try:
-        ts, started = await ctx.alerts.summary(route, job.summary)
-        counts = await ctx.alerts.storm_counts(route, job.summary)
+        view = await ctx.alerts.incident(route, job.cause)
     except StoreUnavailable as exc:
         ctx.retry(exc.kind.value)
-    if not ts or not counts:
+    if view is None or view.state != "open" or not view.card_ts:
         return
-    text = words.storm_summary(counts, datetime.fromtimestamp(started or time.time(), UTC))
-    updated = await web_api.update(ctx.client, route.channel_id, ts, text)
+    text = words.incident_message(_facts(view), ctx.clock())
+    updated = await web_api.update(
+        ctx.client, route.channel_id, view.card_ts, text, blocks=_text_blocks(text)
+    )
     if not updated:
-        log.warning("a storm summary could not be updated (%s)", updated.error)
+        log.warning("an incident's message could not be updated (%s)", updated.error)
         ctx.retry_if_transient(updated)
 
 

@@ -10,6 +10,7 @@ from bot.jobs.kinds import (
     AlertJob,
     AnyJob,
     FollowJob,
+    IncidentUpdateJob,
     LookupJob,
     PollJob,
     RefreshJob,
@@ -17,7 +18,6 @@ from bot.jobs.kinds import (
     ShareJob,
     ShortcutJob,
     StopJob,
-    StormSummaryJob,
     UnfollowJob,
     UnfurlJob,
 )
@@ -50,8 +50,8 @@ def handler_for(job: AnyJob) -> BoundHandler:
             return partial(operate.run_stop, job=job)
         case AlertJob():
             return partial(alerts.run_alert, job=job)
-        case StormSummaryJob():
-            return partial(alerts.run_storm_summary, job=job)
+        case IncidentUpdateJob():
+            return partial(alerts.run_incident_update, job=job)
         case UnfurlJob():
             return partial(unfurl.run_unfurl, job=job)
         case _:
