@@ -24,7 +24,7 @@ class LookupCommand:
     follow: bool = False  # `/execution <id> [account] follow`
 
 
-Verb = Literal["help", "status", "connect", "disconnect", "following"]
+Verb = Literal["help", "status", "connect", "disconnect", "following", "incidents"]
 AlertAction = Literal["on", "off", "list", "help"]
 
 

@@ -3,6 +3,7 @@ payloads, links, filters and the pure renderings within Slack's limits."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -64,9 +65,18 @@ async def test_a_cause_gets_a_card_then_an_incident_that_later_failures_join(red
         assert view is not None
         assert (view.state, view.runs, view.accounts, view.first_accounts) == ("open", 3, 2, ["acme", "beta"])
         assert (view.first_seen, view.last_seen, view.card_ts) == (1000.0, 1020.0, "111.1")
+        assert await store.open_causes("r", now=1030) == ["c1"]
         assert (view.first_execution, view.first_account, view.cause) == ("a1", "acme", FIELDS)
+        # A success of a hit account recovers it, of another workflow or account nothing; a failure
+        # of the account again takes it back.
+        assert await store.succeeded("r", "nightly SYNC", "beta", now=1025) == ["c1"]
+        assert await store.succeeded("r", "Other", "acme", now=1025) == []
+        assert await store.succeeded("r", "Nightly sync", "zeta", now=1025) == []
+        assert (await store.view("r", "c1")).recovered == 1  # type: ignore[union-attr]
+        assert await arrive("a6", "beta", 1026) == ("join", "111.1")
+        assert (await store.view("r", "c1")).recovered == 0  # type: ignore[union-attr]
         # Quiet past the resolve window: the next failure is a new card, counted afresh.
-        assert await arrive("a4", "gamma", 1020 + RESOLVE_SECONDS + 1) == ("card", "")
+        assert await arrive("a4", "gamma", 1026 + RESOLVE_SECONDS + 1) == ("card", "")
         fresh = await store.view("r", "c1")
         assert fresh is not None and (fresh.state, fresh.runs, fresh.accounts, fresh.card_ts) == (
             "single",
@@ -75,7 +85,7 @@ async def test_a_cause_gets_a_card_then_an_incident_that_later_failures_join(red
             "",
         )
         # A single failure long ago does not open an incident with the next one.
-        assert await arrive("a5", "gamma", 1020 + RESOLVE_SECONDS + GROUP_SECONDS + 2) == ("card", "")
+        assert await arrive("a5", "gamma", 1026 + RESOLVE_SECONDS + GROUP_SECONDS + 2) == ("card", "")
     finally:
         await client.aclose()
 
@@ -224,6 +234,7 @@ def test_an_incident_message_names_the_cause_its_reach_and_its_state() -> None:
         first_accounts=["acme", "beta", "gamma", "delta", "eps"],
         first_seen=started,
         last_seen=started + timedelta(minutes=3),
+        resolve_after_seconds=1800,
     )
     text = incident_message(facts, started + timedelta(minutes=4))
     assert "*Incident* in *Nightly sync* at node *Create contact* (hubspot): *ongoing*" in text
@@ -234,6 +245,11 @@ def test_an_incident_message_names_the_cause_its_reach_and_its_state() -> None:
     assert "First seen 2026-01-01 12:02 UTC · last seen 2026-01-01 12:05 UTC" in text
     assert "token &lt;id&gt; expired" in text
     assert "*quiet for 12 mins*" in incident_message(facts, started + timedelta(minutes=15))
+    assert "*resolved*: quiet for 30 min" in incident_message(facts, started + timedelta(minutes=33))
+    healing = dataclasses.replace(facts, recovered=9)
+    assert "*recovering*: 9 of 22 accounts have succeeded since" in incident_message(
+        healing, started + timedelta(minutes=4)
+    )
 
 
 def test_the_app_home_stays_within_block_kit_limits_whatever_the_counts() -> None:

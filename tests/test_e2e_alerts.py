@@ -20,6 +20,7 @@ from tests.conftest import run_cli
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack, Message
 from tests.harness import API_KEY, EXEC_ID, BotServer, connect, wait_for_live_worker
+from tests.test_e2e_unfurl_home import open_home
 from tests.test_e2e_worker import Workers
 
 CHANNEL = "C1"  # the channel the harness's slash commands come from
@@ -356,6 +357,47 @@ def test_a_storm_of_two_causes_and_five_singletons_makes_seven_channel_messages_
     assert sorted(i for i in single_ids for m in singles if i in json.dumps(m.blocks)) == sorted(single_ids)
     # Within Slack's limits: nothing was refused that the bot then dropped.
     assert slack.refused == [] or all(i in every_message_text(slack) for i in everything)
+    # `/execution incidents` lists both, latest first, with their reach.
+    assert bot.command("incidents", slack.response_url("incidents")).status_code == 200
+    (listed,) = slack.wait_responses("incidents")
+    assert listed["response_type"] == "ephemeral" and "*Open incidents* (2)" in listed["text"]
+    assert "40 failed runs across 15 linked accounts" in listed["text"]
+    assert "10 failed runs across 4 linked accounts" in listed["text"]
+    # The App Home shows them too.
+    home = json.dumps(open_home(bot, slack, "U1", "EvIncidents"))
+    assert "Open incidents" in home and "40 failed runs across 15 linked accounts" in home
+
+
+def test_a_completed_run_of_an_account_an_incident_hit_moves_it_to_recovering(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key, "all")
+    for account in ("acme", "beta"):
+        execution_id = new_id()
+        error = {"error": f"401 Unauthorized: token {uuid.uuid4().hex} expired"}
+        refold.add_execution(execution_id, failing_with(error, account), linked_account_id=account)
+        assert (
+            bot.webhook(route, workflow_event(execution_id, account=account)).json()["result"] == "accepted"
+        )
+        slack.wait_for(lambda s, i=execution_id: i in every_message_text(s))
+    (incident,) = slack.wait_for(
+        lambda s: [
+            m
+            for m in s.channel_messages(CHANNEL)
+            if "*2 failed runs* across 2 linked accounts" in str(m.text)
+        ]
+    )
+    assert "*ongoing*" in str(incident.text)
+    completed = new_id()
+    refold.add_execution(completed, running_doc(done=3, status="COMPLETED"), linked_account_id="acme")
+    delivery = workflow_event(completed, "Workflow Completed", account="acme")
+    assert bot.webhook(route, delivery).json()["result"] == "accepted"
+    slack.wait_for(
+        lambda s: (
+            "*recovering*: 1 of 2 accounts have succeeded since" in str(s.message(CHANNEL, incident.ts).text)
+        ),
+        timeout=30,
+    )
 
 
 def test_with_a_public_url_turning_alerts_on_subscribes_the_webhook_in_refold_and_off_deletes_it(

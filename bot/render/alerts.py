@@ -158,12 +158,18 @@ class IncidentFacts:
     first_accounts: Sequence[str]
     first_seen: datetime
     last_seen: datetime
+    resolve_after_seconds: int  # quiet this long, it is over (the next failure starts afresh)
+    recovered: int = 0  # accounts that have succeeded since their last failure
 
 
 def incident_state(facts: IncidentFacts, now: datetime) -> str:
     quiet = (now - facts.last_seen).total_seconds()
-    if quiet < QUIET_AFTER_SECONDS:
+    if quiet < QUIET_AFTER_SECONDS and not facts.recovered:
         return "*ongoing*"
+    if quiet >= facts.resolve_after_seconds:
+        return f"*resolved*: quiet for {facts.resolve_after_seconds // 60} min"
+    if facts.recovered:
+        return f"*recovering*: {facts.recovered} of {plural(facts.accounts, 'account')} have succeeded since"
     return f"*quiet for {plural(int(quiet // 60), 'min')}*"
 
 
@@ -184,6 +190,25 @@ def incident_message(facts: IncidentFacts, now: datetime) -> str:
         f"First seen {format_time(facts.first_seen)} · last seen {format_time(facts.last_seen)}",
         "_Each run is in this thread; this message updates as more arrive._",
     ]
+    return clip("\n".join(lines), 2900)
+
+
+NO_INCIDENTS = "No open incidents: no cause has failed twice in an alert channel in the last 30 minutes."
+
+
+def incidents_list(incidents: Sequence[tuple[str, IncidentFacts]], now: datetime) -> str:
+    """`/execution incidents`: each open incident with its channel, cause, reach and state."""
+    if not incidents:
+        return NO_INCIDENTS
+    lines = [f"*Open incidents* ({len(incidents)})"]
+    for channel_id, facts in incidents[:20]:
+        node = f" at *{inline(facts.node, 80)}*" if facts.node else ""
+        lines.append(
+            f"• <#{inline(channel_id, 20)}>: *{escape_mrkdwn(clip(facts.workflow, 80))}*{node}: "
+            f"{plural(facts.runs, 'failed run')} across {plural(facts.accounts, 'linked account')}, "
+            f"since {format_time(facts.first_seen)}, {incident_state(facts, now)}\n"
+            f"   > {escape_mrkdwn(clip(facts.error, 150))}"
+        )
     return clip("\n".join(lines), 2900)
 
 

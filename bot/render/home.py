@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.render.alerts import RouteView, filters_text
+from bot.render.alerts import IncidentFacts, RouteView, filters_text, incidents_list
 from bot.render.follow import FollowLine
 from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import clip, format_duration_ms, inline, plural, status_emoji
@@ -43,6 +43,7 @@ class HomeFacts:
     follows: Sequence[FollowLine]
     routes: Sequence[tuple[str, RouteView]]  # (route ID, route)
     is_admin: bool
+    incidents: Sequence[tuple[str, IncidentFacts]] = ()  # (channel ID, incident), open ones
 
 
 def home_view(facts: HomeFacts, now: datetime) -> dict[str, Any]:
@@ -56,6 +57,7 @@ def home_view(facts: HomeFacts, now: datetime) -> dict[str, Any]:
         blocks.append({"type": "actions", "elements": [_button(label, HOME_CONNECT_ACTION, "connect")]})
     blocks += [_divider(), _header("Recent lookups"), _section(_recent(facts.recent, now))]
     blocks += [_divider(), _header("Followed runs"), _section(_follows(facts.follows, now.timestamp()))]
+    blocks += [_divider(), _header("Open incidents"), _section(incidents_list(facts.incidents, now))]
     blocks += [_divider(), _header("Alert routes")]
     if not facts.routes:
         blocks.append(_section("No channel gets Refold alerts. Run `/execution alerts on` in one."))

@@ -9,6 +9,7 @@ USAGE = (
     "• `/execution <execution_id> [linked_account_id]`: show a run (IDs are 24 hex characters)\n"
     "• `/execution <execution_id> follow`: show a run and update the card until it ends\n"
     "• `/execution following`: the runs being followed in this workspace\n"
+    "• `/execution incidents`: the open incidents (failures of one cause gathered in a channel)\n"
     "• `/execution status`: show this workspace's Refold connection and its last 5 actions\n"
     "• `/execution connect`: connect Refold credentials (workspace admins)\n"
     "• `/execution disconnect`: remove them (workspace admins)\n"

@@ -31,7 +31,8 @@ SHOWN_ACCOUNTS = 5
 
 Role = Literal["card", "open", "join"]
 
-# KEYS: incident hash, its accounts set, its first accounts list.
+# KEYS: incident hash, its accounts set, its first accounts list, the route's incidents (a sorted set of
+# causes by last failure), its recovered accounts.
 # ARGV: now, alert name, execution ID, linked account, group window, resolve window, ttl, max accounts,
 # shown accounts, cause fields (workflow, node, node type, error).
 _ARRIVE = """
@@ -52,14 +53,17 @@ elseif state == 'single' and now - first <= tonumber(ARGV[5]) then
 else
   role = 'card'
   local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
   redis.call('HDEL', KEYS[1], 'card_ts', 'convert', 'opened', 'accounts_over')
   redis.call('HSET', KEYS[1], 'state', 'single', 'first', ARGV[1], 'runs', 0,
     'first_exec', ARGV[3], 'first_account', ARGV[4],
-    'workflow', ARGV[10], 'node', ARGV[11], 'node_type', ARGV[12], 'error', ARGV[13])
+    'workflow', ARGV[10], 'node', ARGV[11], 'node_type', ARGV[12], 'error', ARGV[13],
+    'workflow_id', ARGV[15])
 end
 redis.call('HSET', KEYS[1], 'last', ARGV[1], 'a:' .. ARGV[2], role)
 redis.call('HINCRBY', KEYS[1], 'runs', 1)
+-- An account failing again has not recovered after all.
+if ARGV[4] ~= '' then redis.call('SREM', KEYS[5], ARGV[4]) end
 if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 0 then
   if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[8]) then
     redis.call('SADD', KEYS[2], ARGV[4])
@@ -68,7 +72,8 @@ if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 0 then
     redis.call('HINCRBY', KEYS[1], 'accounts_over', 1)
   end
 end
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
+if role ~= 'card' then redis.call('ZADD', KEYS[4], ARGV[1], ARGV[14]) end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
 return {role, redis.call('HGET', KEYS[1], 'card_ts') or '', redis.call('HGET', KEYS[1], 'gen')}
 """
 
@@ -92,6 +97,7 @@ class CauseFields:
     node: str
     node_type: str
     error: str
+    workflow_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class IncidentView:
     card_ts: str
     first_execution: str
     first_account: str
+    recovered: int = 0  # accounts hit that have succeeded since their last failure here
 
 
 class IncidentStore:
@@ -126,7 +133,13 @@ class IncidentStore:
     @staticmethod
     def _keys(route_id: str, cause: str) -> list[str]:
         base = keys.incident(route_id, cause)
-        return [base, f"{base}:accounts", f"{base}:first-accounts"]
+        return [
+            base,
+            f"{base}:accounts",
+            f"{base}:first-accounts",
+            keys.incidents_of(route_id),
+            f"{base}:recovered",
+        ]
 
     async def arrive(
         self,
@@ -156,6 +169,8 @@ class IncidentStore:
                     fields.node,
                     fields.node_type,
                     fields.error,
+                    cause,
+                    fields.workflow_id,
                 ],
             )
         decided = _text(role)
@@ -173,13 +188,39 @@ class IncidentStore:
             )
         return _text(ts)
 
+    async def open_causes(self, route_id: str, *, now: float, limit: int = 20) -> list[str]:
+        """The route's incidents with a failure within the resolve window, latest first."""
+        async with redis_errors():
+            causes = await self._redis.zrevrangebyscore(
+                keys.incidents_of(route_id), "+inf", now - RESOLVE_SECONDS, start=0, num=limit
+            )
+        return [_text(c) for c in causes if isinstance(c, bytes | str)]
+
+    async def succeeded(self, route_id: str, workflow: str, account: str, *, now: float) -> list[str]:
+        """A run of `workflow` (ID or name) completed for `account`: the open incidents that account
+        was hit by count it as recovered. Their causes."""
+        changed = []
+        for cause in await self.open_causes(route_id, now=now):
+            base, accounts, _, _, recovered = self._keys(route_id, cause)
+            async with redis_errors():
+                names = await self._redis.hmget(base, ["workflow_id", "workflow"])
+                if workflow.casefold() not in {_text(n).casefold() for n in names if n}:
+                    continue
+                if not await self._redis.sismember(accounts, account):
+                    continue
+                if await self._redis.sadd(recovered, account):
+                    await self._redis.expire(recovered, STATE_TTL_SECONDS)
+                    changed.append(cause)
+        return changed
+
     async def view(self, route_id: str, cause: str) -> IncidentView | None:
-        base, accounts, first_accounts = self._keys(route_id, cause)
+        base, accounts, first_accounts, _, recovered = self._keys(route_id, cause)
         async with redis_errors(), self._redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(base)
             pipe.scard(accounts)
             pipe.lrange(first_accounts, 0, -1)
-            raw, count, named = await pipe.execute()
+            pipe.scard(recovered)
+            raw, count, named, healed = await pipe.execute()
         data = {_text(k): _text(v) for k, v in raw.items()}
         if "state" not in data:
             return None
@@ -190,6 +231,7 @@ class IncidentStore:
                 data.get("node", ""),
                 data.get("node_type", ""),
                 data.get("error", ""),
+                data.get("workflow_id", ""),
             ),
             runs=int(data.get("runs", "0")),
             accounts=int(count) + int(data.get("accounts_over", "0")),
@@ -199,6 +241,7 @@ class IncidentStore:
             card_ts=data.get("card_ts", ""),
             first_execution=data.get("first_exec", ""),
             first_account=data.get("first_account", ""),
+            recovered=int(healed),
         )
 
 

@@ -108,6 +108,11 @@ def incident(route_id: str, cause: str) -> str:
     return f"{NAMESPACE}:incident:{route_id}:{cause}"
 
 
+def incidents_of(route_id: str) -> str:
+    """A route's incidents: their causes, scored by their latest failure (a sorted set)."""
+    return f"{NAMESPACE}:incidents:{route_id}"
+
+
 def recent_lookups(workspace: str) -> str:
     """A workspace's latest lookups, newest first (a capped list), for its App Home."""
     return f"{NAMESPACE}:recent:{workspace}"

@@ -231,7 +231,9 @@ class AlertService:
         self, route: AlertRoute, cause: Cause, alert: str, execution_id: str, account: str | None, now: float
     ) -> Arrival:
         """Whether this failure gets its own card, opens its cause's incident, or joins it."""
-        fields = CauseFields(cause.workflow, cause.node_name or "", cause.node_type or "", cause.error)
+        fields = CauseFields(
+            cause.workflow, cause.node_name or "", cause.node_type or "", cause.error, cause.workflow_id or ""
+        )
         return await self._incidents.arrive(
             route.route_id,
             cause.key,
@@ -249,6 +251,20 @@ class AlertService:
 
     async def incident(self, route: AlertRoute, cause: str) -> IncidentView | None:
         return await self._incidents.view(route.route_id, cause)
+
+    async def succeeded(self, route: AlertRoute, workflow: str, account: str, now: float) -> list[str]:
+        """A completed run: the route's incidents whose accounts it recovers (their causes)."""
+        return await self._incidents.succeeded(route.route_id, workflow, account, now=now)
+
+    async def open_incidents(self, workspace: Workspace, now: float) -> list[tuple[AlertRoute, IncidentView]]:
+        """The workspace's incidents with a failure in the last 30 minutes, latest first."""
+        found: list[tuple[AlertRoute, IncidentView]] = []
+        for route in await self.routes.of_workspace(workspace.label):
+            for cause in await self._incidents.open_causes(route.route_id, now=now):
+                view = await self._incidents.view(route.route_id, cause)
+                if view is not None and view.state == "open":
+                    found.append((route, view))
+        return sorted(found, key=lambda pair: -pair[1].last_seen)
 
     async def first_notice(self, route: AlertRoute, what: str) -> bool:
         """True once per route and `what`: a problem its creator is told about once."""

@@ -12,22 +12,23 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, assert_never
 
 from bot.jobs.kinds import AlertJob, IncidentUpdateJob, ReplyTarget, Target
 from bot.refold.causes import cause_of
 from bot.refold.webhooks import WebhookEvent
 from bot.render import alerts as words
+from bot.render.alerts import QUIET_AFTER_SECONDS
 from bot.render.blocks import Card, CardBudget, FollowMark
 from bot.slack import web_api
 from bot.slack.follow_records import derived_follow_id
 from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.following import start_follow
+from bot.slack.incident_view import at, incident_facts
 from bot.slack.web_api import Delivery
 from bot.store.alert_routes import AlertRoute
 from bot.store.errors import StoreUnavailable
-from bot.store.incidents import Arrival, IncidentView
+from bot.store.incidents import RESOLVE_SECONDS, Arrival
 from bot.usecases.alerts import environment_wanted
 from bot.usecases.lookup import LookupResult
 
@@ -40,6 +41,8 @@ INCIDENT_UPDATE_SECONDS = 10
 # A failure whose incident message is not posted yet looks again this often, this many times.
 INCIDENT_WAIT_SECONDS = 2.0
 INCIDENT_WAITS = 30
+# A quiet incident's message is brought up to date this often until it is resolved.
+QUIET_REVIEW_SECONDS = 5 * 60
 
 
 async def run_alert(ctx: JobContext, job: AlertJob) -> None:
@@ -73,7 +76,12 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
         cause = cause_of(result.execution, workflow_id=job.workflow_id, workflow_name=job.workflow_name)
         try:
             arrival = await ctx.alerts.arrive_failure(
-                route, cause, job.arrival or job.interaction, target.execution_id, job.linked_account_id, time.time()
+                route,
+                cause,
+                job.arrival or job.interaction,
+                target.execution_id,
+                job.linked_account_id,
+                time.time(),
             )
         except StoreUnavailable as exc:
             ctx.retry_unless_final(exc.kind.value)
@@ -83,8 +91,24 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
             return
     posted = await ctx.once("card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render))
     await _check_posted(ctx, route, posted)
+    if job.event == WebhookEvent.WORKFLOW_COMPLETED:
+        await _recover(ctx, job, route)
     if posted and posted.ts and result is not None and not result.execution.is_terminal:
         await _follow(ctx, job, route, result, posted.ts, None)
+
+
+async def _recover(ctx: JobContext, job: AlertJob, route: AlertRoute) -> None:
+    """A completed run of an account an incident hit: that incident is recovering."""
+    workflow = job.workflow_id or job.workflow_name
+    if not workflow or not job.linked_account_id:
+        return
+    try:
+        causes = await ctx.alerts.succeeded(route, workflow, job.linked_account_id, time.time())
+    except StoreUnavailable:
+        log.warning("a completed run could not count towards its incidents' recovery: Redis unavailable")
+        return
+    for cause in causes:
+        await _schedule_incident_update(ctx, job, route, cause)
 
 
 async def _failure(
@@ -172,7 +196,7 @@ async def _open(ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str, c
         ctx.retry(exc.kind.value)
     if view is None:
         return
-    text = words.incident_message(_facts(view), ctx.clock())
+    text = words.incident_message(incident_facts(view), ctx.clock())
     await ctx.once(
         "incident",
         lambda: web_api.update(ctx.client, route.channel_id, card_ts, text, blocks=_text_blocks(text)),
@@ -183,7 +207,7 @@ async def _open(ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str, c
 
     def render_first(budget: CardBudget) -> Card:
         if fetched.result is None:
-            line = words.incident_run_line(first.execution_id, first.linked_account_id, _at(view.first_seen))
+            line = words.incident_run_line(first.execution_id, first.linked_account_id, at(view.first_seen))
             return Card(text=line, blocks=_text_blocks(line))
         return ctx.card(fetched.result, shareable=False, budget=budget, banner=banner)
 
@@ -198,24 +222,6 @@ def _text_blocks(text: str) -> list[dict[str, Any]]:
     return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 
-def _at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def _facts(view: IncidentView) -> words.IncidentFacts:
-    return words.IncidentFacts(
-        workflow=view.cause.workflow,
-        node=view.cause.node,
-        node_type=view.cause.node_type,
-        error=view.cause.error,
-        runs=view.runs,
-        accounts=view.accounts,
-        first_accounts=view.first_accounts,
-        first_seen=_at(view.first_seen),
-        last_seen=_at(view.last_seen),
-    )
-
-
 async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
     try:
         return await ctx.alerts.routes.get(route_id)
@@ -225,10 +231,12 @@ async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
         return None
 
 
-async def _schedule_incident_update(ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str) -> None:
+async def _schedule_incident_update(
+    ctx: JobContext, job: AlertJob | IncidentUpdateJob, route: AlertRoute, cause: str, at: float = 0.0
+) -> None:
     """One update per incident and slot, however many alerts ask: the queue keeps one job per key, so
     the message is edited at most once a slot."""
-    slot = math.ceil(time.time() / INCIDENT_UPDATE_SECONDS) * INCIDENT_UPDATE_SECONDS
+    slot = math.ceil((at or time.time()) / INCIDENT_UPDATE_SECONDS) * INCIDENT_UPDATE_SECONDS
     update = IncidentUpdateJob(
         origin=job.origin,
         reply=job.reply,
@@ -252,13 +260,24 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
         ctx.retry(exc.kind.value)
     if view is None or view.state != "open" or not view.card_ts:
         return
-    text = words.incident_message(_facts(view), ctx.clock())
+    text = words.incident_message(incident_facts(view), ctx.clock())
     updated = await web_api.update(
         ctx.client, route.channel_id, view.card_ts, text, blocks=_text_blocks(text)
     )
     if not updated:
         log.warning("an incident's message could not be updated (%s)", updated.error)
         ctx.retry_if_transient(updated)
+    # Quiet incidents change too ("quiet for 10 min", then resolved): looked at again until resolved.
+    now = time.time()
+    if now < view.last_seen + RESOLVE_SECONDS:
+        later = (
+            view.last_seen + QUIET_AFTER_SECONDS
+            if now < view.last_seen + QUIET_AFTER_SECONDS
+            else now + QUIET_REVIEW_SECONDS
+        )
+        await _schedule_incident_update(
+            ctx, job, route, job.cause, at=min(later, view.last_seen + RESOLVE_SECONDS)
+        )
 
 
 async def _follow(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
 from bot.refold.credentials import AuthKind, mask_secret
+from bot.render.alerts import IncidentFacts
 from bot.render.errors import describe
 from bot.render.follow import FollowLine
 from bot.render.home import (
@@ -29,6 +31,7 @@ from bot.render.home import (
 from bot.render.status import ConnectionFacts
 from bot.slack.admins import is_workspace_admin
 from bot.slack.follow_records import FollowKit, follow_lines
+from bot.slack.incident_view import incident_facts
 from bot.slack.listeners.alert_settings import route_view
 from bot.slack.listeners.connect_form import open_connect_form
 from bot.slack.payloads import Interaction
@@ -126,6 +129,7 @@ async def gather(client: AsyncWebClient, user: str, workspace: Workspace, source
     recent: list[RecentView] = []
     follows: list[FollowLine] = []
     routes = []
+    incidents: list[tuple[str, IncidentFacts]] = []
     try:
         recent = [
             RecentView(e.execution_id, e.name, e.status, e.user_id, e.at)
@@ -133,6 +137,10 @@ async def gather(client: AsyncWebClient, user: str, workspace: Workspace, source
         ]
         follows = follow_lines(await sources.follows.store.active(workspace.label, MAX_FOLLOWS + 1))
         routes = [(r.route_id, route_view(r)) for r in await sources.alerts.of_workspace(workspace)]
+        incidents = [
+            (route.channel_id, incident_facts(view))
+            for route, view in await sources.alerts.open_incidents(workspace, time.time())
+        ]
     except BotError as exc:
         log.warning("part of the App Home could not be read: %s", exc.kind.value)
     return HomeFacts(
@@ -142,4 +150,5 @@ async def gather(client: AsyncWebClient, user: str, workspace: Workspace, source
         follows=follows,
         routes=routes,
         is_admin=await is_workspace_admin(client, user),
+        incidents=incidents,
     )

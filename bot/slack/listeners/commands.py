@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any, assert_never
 
 from slack_bolt.async_app import AsyncApp
@@ -16,6 +17,7 @@ from bot.jobs.kinds import FollowJob, LookupJob, Target
 from bot.parse import AlertsCommand, InvalidCommand, LookupCommand, VerbCommand, parse_command
 from bot.refold.credentials import AuthKind, mask_secret
 from bot.render import messages
+from bot.render.alerts import incidents_list
 from bot.render.errors import describe
 from bot.render.follow import AuditLine, audit_lines, following_list
 from bot.render.modals import disconnect_prompt
@@ -24,6 +26,7 @@ from bot.render.text import inline
 from bot.slack.admins import is_workspace_admin
 from bot.slack.dispatch import Dispatcher
 from bot.slack.follow_records import FollowKit, derived_follow_id, follow_lines
+from bot.slack.incident_view import incident_facts
 from bot.slack.listeners.alert_settings import handle_alerts
 from bot.slack.listeners.connect_form import open_connect_form
 from bot.slack.payloads import Interaction
@@ -90,6 +93,8 @@ def register(
                 responder.later(_status(resolver, actions, reply, interaction.workspace), "status")
             case "following":
                 responder.later(_following(follows, reply, interaction.workspace), "following")
+            case "incidents":
+                responder.later(_incidents(alerts, reply, interaction.workspace), "incidents")
             case "connect":
                 responder.later(_connect(client, reply, interaction, resolver), "connect")
             case "disconnect":
@@ -108,6 +113,16 @@ async def _following(follows: FollowKit, reply: Reply, workspace: Workspace) -> 
         return
     lines = follow_lines(active)
     await reply.send(response_type="ephemeral", text=following_list(lines, time.time()))
+
+
+async def _incidents(alerts: AlertService, reply: Reply, workspace: Workspace) -> None:
+    try:
+        found = await alerts.open_incidents(workspace, time.time())
+    except BotError as exc:
+        await reply.send(response_type="ephemeral", text=describe(exc))
+        return
+    listed = [(route.channel_id, incident_facts(view)) for route, view in found]
+    await reply.send(response_type="ephemeral", text=incidents_list(listed, datetime.now(UTC)))
 
 
 async def _status(
