@@ -47,6 +47,7 @@ from bot.store.redis import (
     server_facts,
 )
 from bot.store.seen import SeenDeliveries
+from bot.store.slack_pacer import SlackPacer
 from bot.tasks import BackgroundTasks
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
@@ -185,7 +186,7 @@ def build_container(
     audit = AuditLog(redis)
     connect = ConnectService(settings, credentials, known, refold, resolver, audit)
     installations = RedisInstallationStore(redis, cipher) if settings.slack_mode is SlackMode.OAUTH else None
-    slack = SlackClients(settings, installations)
+    slack = SlackClients(settings, installations, SlackPacer(redis))
     jobs = JobQueue(redis, cipher)
     actions = ExecutionActions(resolver, refold, audit, redis)
     follows = FollowKit(

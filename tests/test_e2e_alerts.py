@@ -16,6 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack, Message
@@ -298,11 +300,12 @@ def incident_messages(slack: FakeSlack) -> list[Message]:
     return [m for m in slack.channel_messages(CHANNEL) if any(c in str(m.text) for c in counted)]
 
 
+@pytest.mark.timeout(300)
 def test_a_storm_of_two_causes_and_five_singletons_makes_seven_channel_messages_with_every_run_reachable(
     bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str, tmp_path: Path
 ) -> None:
     route = turn_on(bot, slack, refold, redis_url, bot_key)
-    # slack.enforce_limits()
+    slack.enforce_limits()
     workers = Workers(bot, tmp_path)
     workers.start()
     try:
@@ -355,8 +358,8 @@ def test_a_storm_of_two_causes_and_five_singletons_makes_seven_channel_messages_
     assert all(i in partner_thread for i in partner_ids)
     singles = [m for m in top if m is not token and m is not partner]
     assert sorted(i for i in single_ids for m in singles if i in json.dumps(m.blocks)) == sorted(single_ids)
-    # Within Slack's limits: nothing was refused that the bot then dropped.
-    assert slack.refused == [] or all(i in every_message_text(slack) for i in everything)
+    # Paced within Slack's limits: the fake, enforcing them, refused nothing.
+    assert [c.method for c in slack.refused] == []
     # `/execution incidents` lists both, latest first, with their reach.
     assert bot.command("incidents", slack.response_url("incidents")).status_code == 200
     (listed,) = slack.wait_responses("incidents")

@@ -6,11 +6,12 @@ token (kept per token), found through the installation store.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -18,39 +19,99 @@ from bot import metrics
 from bot.jobs.kinds import Origin
 from bot.settings import Settings
 from bot.store.installations import RedisInstallationStore
+from bot.store.slack_pacer import SlackPacer
+
+log = logging.getLogger(__name__)
 
 MAX_CACHED_CLIENTS = 1000
+# A call Slack still answers 429 after pacing (another app on the workspace, an unpublished limit) is
+# waited out and tried again this many times before its caller hears `ratelimited`.
+MAX_RATE_LIMITED_RETRIES = 8
+_CHANNEL_ARGS = ("json", "params", "data")
+
+
+def workspace_name(token: str | None) -> str:
+    """A non-secret name for the installation a token acts for: a short hash, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16] if token else "default"
+
+
+def channel_of(kwargs: dict[str, Any]) -> str | None:
+    for part in _CHANNEL_ARGS:
+        args = kwargs.get(part)
+        if isinstance(args, dict) and isinstance(args.get("channel"), str):
+            return str(args["channel"])
+    return None
 
 
 class CountingWebClient(AsyncWebClient):
-    """Counts failed calls by method and Slack's error code, for the metrics."""
+    """Paces every call within Slack's limits across processes, waits out a 429's Retry-After (every
+    process then holds off that budget), and counts failed calls by method and error, for the metrics."""
+
+    pacer: SlackPacer | None = None
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
-        try:
-            return await super().api_call(api_method, **kwargs)
-        except SlackApiError as exc:
-            error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
-            metrics.SLACK_ERRORS.labels(api_method, str(error or f"http_{exc.response.status_code}")).inc()
-            raise
-        except (SlackRequestError, aiohttp.ClientError, OSError, TimeoutError):
-            metrics.SLACK_ERRORS.labels(api_method, "unreachable").inc()
-            raise
+        token = kwargs.get("token") or self.token
+        workspace, channel = workspace_name(token), channel_of(kwargs)
+        for attempt in range(MAX_RATE_LIMITED_RETRIES + 1):
+            if self.pacer is not None:
+                await _paced(self.pacer, workspace, api_method, channel)
+            try:
+                return await super().api_call(api_method, **kwargs)
+            except SlackApiError as exc:
+                status = exc.response.status_code
+                error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+                metrics.SLACK_ERRORS.labels(api_method, str(error or f"http_{status}")).inc()
+                if status != 429 or self.pacer is None or attempt == MAX_RATE_LIMITED_RETRIES:
+                    raise
+                retry_after = _retry_after(exc.response.headers)
+                log.info("Slack answered %s with 429; every process waits %.0f s", api_method, retry_after)
+                await self.pacer.hold(workspace, api_method, channel, retry_after)
+            except (SlackRequestError, aiohttp.ClientError, OSError, TimeoutError):
+                metrics.SLACK_ERRORS.labels(api_method, "unreachable").inc()
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def new_client(settings: Settings, token: str | None) -> AsyncWebClient:
+async def _paced(pacer: SlackPacer, workspace: str, method: str, channel: str | None) -> None:
+    try:
+        await pacer.turn(workspace, method, channel)
+    except ValueError:
+        # A channel argument no budget can be named after (never expected): sent unpaced, not lost.
+        log.warning("a %s call could not be paced: its channel argument is not an ID", method)
+
+
+def _retry_after(headers: Any) -> float:
+    for name in ("Retry-After", "retry-after"):
+        value = headers.get(name) if hasattr(headers, "get") else None
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is not None:
+            try:
+                return max(1.0, float(value))
+            except ValueError:
+                break
+    return 1.0
+
+
+def new_client(settings: Settings, token: str | None, pacer: SlackPacer | None = None) -> AsyncWebClient:
     client = CountingWebClient(token=token, base_url=settings.slack_api_url)
-    # Slack's `ratelimited` answers carry Retry-After; the SDK's handler honours it.
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    client.pacer = pacer
     return client
 
 
 class SlackClients:
-    def __init__(self, settings: Settings, installations: RedisInstallationStore | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        installations: RedisInstallationStore | None,
+        pacer: SlackPacer | None = None,
+    ) -> None:
         self._settings = settings
         self.installations = installations
+        self._pacer = pacer
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         # In OAuth mode this tokenless client is what Bolt copies per request.
-        self.default = new_client(settings, token)
+        self.default = new_client(settings, token, pacer)
         self._by_token: dict[str, AsyncWebClient] = {}
 
     async def for_origin(self, origin: Origin) -> AsyncWebClient | None:
@@ -66,5 +127,5 @@ class SlackClients:
         if client is None:
             if len(self._by_token) >= MAX_CACHED_CLIENTS:
                 self._by_token.clear()
-            client = self._by_token[bot.bot_token] = new_client(self._settings, bot.bot_token)
+            client = self._by_token[bot.bot_token] = new_client(self._settings, bot.bot_token, self._pacer)
         return client
