@@ -25,6 +25,7 @@ from bot.slack.listeners import (
     card_buttons,
     commands,
     connect_form,
+    incident_buttons,
     lifecycle,
     link_shared,
     log_context,
@@ -47,6 +48,7 @@ def register_surfaces(app: AsyncApp, c: Container) -> None:
     commands.register(app, c.dispatcher, c.responder, c.resolver, c.follows, c.actions, c.alerts)
     shortcuts.register(app, c.dispatcher)
     card_buttons.register(app, c.dispatcher, c.responder)
+    incident_buttons.register(app, c.dispatcher, c.responder)
     node_output.register(app, c.responder, c.lookup)
     connect_form.register(app, c.responder, c.connect)
     lifecycle.register(app, c.connect, c.installations, c.alerts, c.lookup)

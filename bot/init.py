@@ -131,9 +131,7 @@ def _public_url(prompt: Prompter) -> str:
 
 def _redis(prompt: Prompter) -> str:
     prompt.say("")
-    prompt.say(
-        "Redis keeps connected workspaces and the job queue. Press Enter for an embedded one (the bot"
-    )
+    prompt.say("Redis keeps connected workspaces and the job queue. Press Enter for an embedded one (the bot")
     prompt.say("runs it, data in .bot-data/, one machine only), or give your Redis's URL for production.")
     while True:
         url = prompt.ask("Redis URL", DEFAULT_REDIS)
@@ -143,8 +141,12 @@ def _redis(prompt: Prompter) -> str:
             else:
                 prompt.say("  ok: an embedded Redis, started with the bot (data in .bot-data/)")
             return url
-        if not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")):
-            prompt.say("  It must be embedded, or start with redis://, rediss://, unix:// or redis+sentinel://.")
+        if not url.startswith(
+            ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+        ):
+            prompt.say(
+                "  It must be embedded, or start with redis://, rediss://, unix:// or redis+sentinel://."
+            )
             continue
         problem = asyncio.run(_redis_problem(url))
         if problem is None:

@@ -88,5 +88,7 @@ def embedded_path(url: str) -> str | None:
         return None
     rest = url.split("://", 1)[1]
     if not rest.startswith("/"):
-        raise BadRedisUrl("embedded:///path/to/dir takes an absolute path (three slashes), or say just embedded")
+        raise BadRedisUrl(
+            "embedded:///path/to/dir takes an absolute path (three slashes), or say just embedded"
+        )
     return unquote(rest) if rest.strip("/") else None

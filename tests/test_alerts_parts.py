@@ -13,16 +13,35 @@ import pytest
 import redis.asyncio as aioredis
 from slack_sdk.models.blocks import Block
 
-from bot.parse import AlertsCommand, InvalidCommand, parse_command
+from bot.parse import AlertsCommand, FoundExecution, InvalidCommand, parse_command
 from bot.refold.links import execution_in_link
 from bot.refold.models import Execution
 from bot.refold.webhooks import UnreadableDelivery, WebhookEvent, read_delivery, signature_valid
-from bot.render.alerts import IncidentFacts, RouteView, incident_message
+from bot.render.alerts import RouteView
+from bot.render.buttons import decode_incident, decode_target
 from bot.render.follow import FollowLine
 from bot.render.home import HomeFacts, RecentView, home_view
+from bot.render.incident import (
+    IncidentFacts,
+    RerunFacts,
+    RunRow,
+    batch_blocks,
+    batch_text,
+    incident_blocks,
+    incident_message,
+)
 from bot.render.unfurl import render_unfurl
 from bot.store.alert_routes import AlertEvents, AlertRoute
-from bot.store.incidents import GROUP_SECONDS, RESOLVE_SECONDS, CauseFields, IncidentStore
+from bot.store.incidents import (
+    BATCH_CLAIM_SECONDS,
+    GROUP_SECONDS,
+    REOPEN_SECONDS,
+    RESOLVE_SECONDS,
+    Batch,
+    CauseFields,
+    IncidentStore,
+    RunEntry,
+)
 from bot.usecases.alerts import environment_wanted, subscribed_events, wanted
 from tests.fakes.refold import errored_doc
 from tests.harness import EXEC_ID
@@ -75,8 +94,15 @@ async def test_a_cause_gets_a_card_then_an_incident_that_later_failures_join(red
         assert (await store.view("r", "c1")).recovered == 1  # type: ignore[union-attr]
         assert await arrive("a6", "beta", 1026) == ("join", "111.1")
         assert (await store.view("r", "c1")).recovered == 0  # type: ignore[union-attr]
-        # Quiet past the resolve window: the next failure is a new card, counted afresh.
-        assert await arrive("a4", "gamma", 1026 + RESOLVE_SECONDS + 1) == ("card", "")
+        # Quiet past the resolve window, it is over; a failure within the reopen window reopens the
+        # same message, counted on.
+        reopened_at = 1026 + RESOLVE_SECONDS + 1
+        assert await arrive("a4", "gamma", reopened_at) == ("join", "111.1")
+        again = await store.view("r", "c1")
+        assert again is not None and (again.state, again.runs, again.reopened_at) == ("open", 5, reopened_at)
+        # Past the reopen window after that, the next failure is a new card, counted afresh.
+        later = reopened_at + RESOLVE_SECONDS + REOPEN_SECONDS + 1
+        assert await arrive("a7", "gamma", later) == ("card", "")
         fresh = await store.view("r", "c1")
         assert fresh is not None and (fresh.state, fresh.runs, fresh.accounts, fresh.card_ts) == (
             "single",
@@ -84,8 +110,120 @@ async def test_a_cause_gets_a_card_then_an_incident_that_later_failures_join(red
             1,
             "",
         )
+        assert fresh.listed == [RunEntry("a7", "gamma", later)] and fresh.reopened_at is None
         # A single failure long ago does not open an incident with the next one.
-        assert await arrive("a5", "gamma", 1026 + RESOLVE_SECONDS + GROUP_SECONDS + 2) == ("card", "")
+        assert await arrive("a5", "gamma", later + GROUP_SECONDS + 2) == ("card", "")
+    finally:
+        await client.aclose()
+
+
+async def open_incident(store: IncidentStore, runs: int, now: float = 1000.0) -> str:
+    """An open incident of cause c1 in route r with `runs` failures (accounts a0, a1, a2, ...); its
+    generation."""
+    for index in range(runs):
+        await store.arrive(
+            "r",
+            "c1",
+            FIELDS,
+            alert=f"x{index}",
+            execution_id=f"x{index}",
+            account=f"a{index}",
+            now=now + index,
+        )
+    view = await store.view("r", "c1")
+    assert view is not None
+    await store.claim_convert("r", "c1", view.generation, "job-x0", "100.1")
+    return view.generation
+
+
+async def test_a_snoozed_cause_counts_its_failures_and_posts_nothing_until_it_ends(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    store = IncidentStore(client)
+    try:
+        await open_incident(store, 2)
+        await store.snooze("r", "c1", "U1", until=2000, now=1500)
+        got = await store.arrive("r", "c1", FIELDS, alert="s1", execution_id="s1", account="z", now=1500)
+        assert got.role == "held"  # counted on the open incident, nothing of its own
+        view = await store.view("r", "c1")
+        assert view is not None and view.runs == 3 and view.snooze is not None
+        assert (view.snooze.by, view.snooze.held, view.snoozed(1999), view.snoozed(2001)) == (
+            "U1",
+            1,
+            True,
+            False,
+        )
+        # A cause snoozed with no incident open: held too, counted on the snooze only.
+        await store.snooze("r", "c9", "U1", until=2000, now=1500)
+        lone = await store.arrive("r", "c9", FIELDS, alert="s2", execution_id="s2", account="z", now=1500)
+        assert lone.role == "held" and await store.view("r", "c9") is None
+        # After the snooze, failures are posted again.
+        after = await store.arrive("r", "c9", FIELDS, alert="s3", execution_id="s3", account="z", now=2001)
+        assert after.role == "card"
+        assert await store.unsnooze("r", "c1") and (await store.view("r", "c1")).snooze is None  # type: ignore[union-attr]
+    finally:
+        await client.aclose()
+
+
+async def test_a_thread_batch_is_posted_by_one_job_and_taken_over_when_its_poster_stalls(
+    redis_url: str,
+) -> None:
+    client = aioredis.from_url(redis_url)
+    store = IncidentStore(client)
+    try:
+        gen = await open_incident(store, 3)
+        assert await store.claim_batch("r", "c1", gen, 0, "job-a", now=1000) == ("post", "")
+        assert await store.claim_batch("r", "c1", gen, 0, "job-b", now=1010) == ("busy", "")
+        # The same job run again may post; another one takes over a claim left too long.
+        assert await store.claim_batch("r", "c1", gen, 0, "job-a", now=1011) == ("post", "")
+        assert await store.claim_batch("r", "c1", gen, 0, "job-b", now=1011 + BATCH_CLAIM_SECONDS) == (
+            "post",
+            "",
+        )
+        await store.batch_shown("r", "c1", 0, "200.2", 3)
+        assert await store.claim_batch("r", "c1", gen, 0, "job-c", now=1100) == ("update", "200.2")
+        view = await store.view("r", "c1")
+        assert view is not None and view.batches == {0: Batch("200.2", 3)}
+        # An old episode's job does nothing.
+        assert await store.claim_batch("r", "c1", "0", 1, "job-c", now=1100) == ("busy", "")
+    finally:
+        await client.aclose()
+
+
+async def test_each_run_of_an_incident_is_claimed_for_rerun_once_whatever_the_presses(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    store = IncidentStore(client)
+    try:
+        await open_incident(store, 4)
+        await store.press_rerun("r", "c1", "U1", 4, now=1100)
+        assert await store.claim_rerun("r", "c1", "x0", "press-1") == "mine"
+        assert await store.claim_rerun("r", "c1", "x0", "press-2") == "taken"
+        # The same press again (its worker died after asking Refold): not asked again.
+        assert await store.claim_rerun("r", "c1", "x0", "press-1") == "interrupted"
+        await store.rerun_started("r", "c1", "x0", "n0")
+        assert await store.claim_rerun("r", "c1", "x0", "press-1") == "taken"
+        # Refused by Refold: a later press may try it again.
+        assert await store.claim_rerun("r", "c1", "x1", "press-1") == "mine"
+        await store.rerun_refused("r", "c1", "x1", "press-1")
+        assert await store.claim_rerun("r", "c1", "x2", "press-1") == "mine"  # in flight
+        view = await store.view("r", "c1")
+        assert view is not None and view.reruns is not None
+        assert [run.execution_id for run in view.pending] == ["x1", "x3"]
+        reruns = view.reruns
+        assert (reruns.by, reruns.asked, reruns.started, reruns.unconfirmed, reruns.failed) == (
+            "U1",
+            4,
+            1,
+            1,
+            1,
+        )
+        assert await store.claim_rerun("r", "c1", "x1", "press-2") == "mine"
+        # The new run ends: completed, its account recovers.
+        assert await store.reruns_running("r", "c1", frozenset({"COMPLETED"})) == [("n0", "a0")]
+        await store.rerun_status("r", "c1", "n0", "COMPLETED", account="a0", completed=True)
+        assert await store.reruns_running("r", "c1", frozenset({"COMPLETED"})) == []
+        done = await store.view("r", "c1")
+        assert done is not None and done.recovered == 1 and done.reruns is not None
+        assert done.reruns.statuses == {"COMPLETED": 1}
     finally:
         await client.aclose()
 
@@ -250,6 +388,92 @@ def test_an_incident_message_names_the_cause_its_reach_and_its_state() -> None:
     assert "*recovering*: 9 of 22 accounts have succeeded since" in incident_message(
         healing, started + timedelta(minutes=4)
     )
+
+
+def test_an_incident_message_offers_rerun_snooze_and_resolve_and_shows_how_they_went() -> None:
+    started = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
+    facts = IncidentFacts(
+        workflow="Nightly sync",
+        node="Create contact",
+        node_type="hubspot",
+        error="<n> Unauthorized",
+        runs=37,
+        accounts=22,
+        first_accounts=["acme"],
+        first_seen=started,
+        last_seen=started + timedelta(minutes=3),
+        resolve_after_seconds=1800,
+        pending_runs=37,
+        pending_accounts=22,
+        listed=37,
+    )
+    now = started + timedelta(minutes=4)
+    route, cause = "a" * 32, "b" * 16
+    blocks = incident_blocks(facts, now, route, cause)
+    for block in blocks:
+        Block.parse(block)  # a valid Block Kit block
+    rerun, snooze, resolve = blocks[-1]["elements"]
+    assert rerun["text"]["text"] == "Rerun failed (37)"
+    assert "*37 failed runs* across *22 linked accounts*" in rerun["confirm"]["text"]["text"]
+    assert "about 4 s" in rerun["confirm"]["text"]["text"]  # 37 at 12 a second
+    assert decode_incident(rerun["value"]) == (route, cause, None)
+    assert [decode_incident(o["value"]) for o in snooze["options"]] == [(route, cause, h) for h in (1, 4, 24)]
+    assert resolve["action_id"] == "incident_resolve"
+    # A tampered value is refused.
+    assert decode_incident(json.dumps({"r": "x" * 32, "c": cause})) is None
+    assert decode_incident(json.dumps({"r": route, "c": cause, "h": 5})) is None
+    # Rerunning: progress, then the outcomes.
+    rerun_facts = RerunFacts(
+        by="U1",
+        at=now,
+        asked=37,
+        started=18,
+        unconfirmed=0,
+        failed=0,
+        statuses={"QUEUED": 18},
+        per_second=12.0,
+    )
+    going = dataclasses.replace(facts, rerun=rerun_facts, pending_runs=19)
+    assert "Rerun by <@U1> at 2026-01-01 12:06 UTC: 18 of 37 started (about 2 s more" in incident_message(
+        going, now
+    )
+    ended = dataclasses.replace(
+        going,
+        rerun=dataclasses.replace(
+            rerun_facts, started=37, statuses={"COMPLETED": 30, "ERRORED": 5, "RUNNING": 2}
+        ),
+        pending_runs=0,
+        recovered=20,
+    )
+    text = incident_message(ended, now)
+    assert "37 runs rerun: 30 completed, 5 errored, 2 running" in text
+    assert "*recovering*: 20 of 22 accounts have succeeded since" in text
+    assert "Rerun failed" not in json.dumps(incident_blocks(ended, now, route, cause))
+    # Snoozed: says by whom, until when and how many were held back, and offers to end it.
+    snoozed = dataclasses.replace(facts, snoozed_until=now + timedelta(hours=1), snoozed_by="U2", held=6)
+    assert ":zzz: Snoozed by <@U2> until 2026-01-01 13:06 UTC: 6 failures held back" in incident_message(
+        snoozed, now
+    )
+    assert "End snooze" in json.dumps(incident_blocks(snoozed, now, route, cause))
+    # Resolved by a person, then reopened.
+    resolved = dataclasses.replace(facts, state="resolved", resolved_by="U3", resolved_at=now)
+    assert "*resolved* by <@U3> at 2026-01-01 12:06 UTC" in incident_message(resolved, now)
+    assert "incident_resolve" not in json.dumps(incident_blocks(resolved, now, route, cause))
+    reopened = dataclasses.replace(facts, reopened_at=now)
+    assert "*ongoing* (reopened at 2026-01-01 12:06 UTC)" in incident_message(reopened, now)
+
+
+def test_a_thread_batch_lists_its_runs_each_with_a_button_to_its_card() -> None:
+    at = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
+    rows = [RunRow(f"{index:024x}", f"customer-{index}", at) for index in range(20)]
+    blocks = batch_blocks(rows, 20)
+    for block in blocks:
+        Block.parse(block)
+    assert blocks[0]["elements"][0]["text"] == "*Failed runs 21–40*" and len(blocks) == 21
+    button = blocks[1]["accessory"]
+    assert button["action_id"] == "incident_show_run"
+    assert decode_target(button["value"]) == FoundExecution(f"{0:024x}", "customer-0")
+    assert all(row.execution_id in batch_text(rows, 20) for row in rows)
 
 
 def test_the_app_home_stays_within_block_kit_limits_whatever_the_counts() -> None:

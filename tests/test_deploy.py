@@ -36,7 +36,9 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def manifests() -> list[dict[str, Any]]:
-    return [doc for path in sorted(KUBE.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [
+        doc for path in sorted(KUBE.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc
+    ]
 
 
 def of_kind(kind: str, name: str | None = None) -> dict[str, Any]:
@@ -61,7 +63,10 @@ def server_paths() -> set[str]:
 
 
 def test_the_procfile_is_what_every_deployment_runs() -> None:
-    assert procfile() == {"web": ["python", "-m", "bot", "serve"], "worker": ["python", "-m", "bot", "worker"]}
+    assert procfile() == {
+        "web": ["python", "-m", "bot", "serve"],
+        "worker": ["python", "-m", "bot", "worker"],
+    }
     assert "/healthz" in server_paths()
 
 
@@ -121,7 +126,9 @@ def test_the_kubernetes_manifests_match_the_procfile_port_health_path_and_settin
         assert [s["secretRef"]["name"] for s in container["envFrom"]] == [secret["metadata"]["name"]]
         assert {e["name"] for e in container["env"]} <= SETTINGS_NAMES
     assert set(secret["stringData"]) <= SETTINGS_NAMES
-    assert {"SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "CREDENTIALS_KEY", "REDIS_URL"} <= set(secret["stringData"])
+    assert {"SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "CREDENTIALS_KEY", "REDIS_URL"} <= set(
+        secret["stringData"]
+    )
     assert not secret["stringData"]["REDIS_URL"].startswith("embedded")
     service = of_kind("Service", "refold-bot-web")
     web_labels = of_kind("Deployment", "refold-bot-web")["spec"]["template"]["metadata"]["labels"]
@@ -160,7 +167,10 @@ def test_the_manifests_validate_against_kubernetes_schemas() -> None:
     assert binary, "kubernetes-validate comes with the test extra"
     files = [str(p) for p in sorted(KUBE.glob("*.yaml"))]
     result = subprocess.run(
-        [binary, "--kubernetes-version", "1.30", "--strict", *files], capture_output=True, text=True, timeout=120
+        [binary, "--kubernetes-version", "1.30", "--strict", *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(" passed for resource ") == len(manifests())

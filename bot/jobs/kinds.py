@@ -143,10 +143,6 @@ class AlertJob(JobBase):
     workflow_name: str | None = None
     environment: str | None = None  # connection events
     app: str | None = None  # connection events
-    # A failure that joins an incident whose message is not posted yet is looked at again later, as a
-    # new job: `arrival` keeps the name its incident decision was recorded under, `waits` how often.
-    arrival: str | None = None
-    waits: int = 0
 
 
 class IncidentUpdateJob(JobBase):
@@ -155,6 +151,41 @@ class IncidentUpdateJob(JobBase):
     kind: Literal["incident"] = "incident"
     route_id: str
     cause: str
+
+
+IncidentAction = Literal["rerun", "snooze", "unsnooze", "resolve"]
+
+
+class IncidentActionJob(JobBase):
+    """A press on an incident's message: Rerun failed, Snooze (for `hours`), End snooze, Resolve."""
+
+    kind: Literal["incident_action"] = "incident_action"
+    action: IncidentAction
+    route_id: str
+    cause: str
+    hours: int = 0
+
+
+class BulkRerunJob(JobBase):
+    """One part of a Rerun failed press: the incident's listed runs [start, end), each rerun once."""
+
+    kind: Literal["bulk_rerun"] = "bulk_rerun"
+    route_id: str
+    cause: str
+    generation: str  # the incident's episode the press was on: a new episode's runs are not rerun
+    press: str  # the press's interaction: the claim on each run is made in its name
+    start: int
+    end: int
+    upto: int  # the listed runs the press was for; the parts go on until here
+
+
+class RerunWatchJob(JobBase):
+    """One look at an incident's new runs: their statuses onto its message, until all have ended."""
+
+    kind: Literal["rerun_watch"] = "rerun_watch"
+    route_id: str
+    cause: str
+    started_at: float  # the press; the watch gives up an hour after it
 
 
 class UnfurlLink(BaseModel):
@@ -206,6 +237,9 @@ AnyJob = Annotated[
     | StopJob
     | AlertJob
     | IncidentUpdateJob
+    | IncidentActionJob
+    | BulkRerunJob
+    | RerunWatchJob
     | UnfurlJob,
     Field(discriminator="kind"),
 ]

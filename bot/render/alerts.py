@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from bot.render.text import clip, escape_mrkdwn, format_time, inline, plural
+from bot.render.text import clip, inline, plural
 
 ALERTS_USAGE = (
     "*Send Refold alerts to this channel* (workspace admins)\n"
@@ -21,8 +20,6 @@ ALERTS_ADMIN_ONLY = (
 )
 NO_ROUTE_HERE = "This channel gets no Refold alerts; nothing to turn off."
 NO_ROUTES = "No channel in this workspace gets Refold alerts. Run `/execution alerts on` in one."
-# An incident with no failure for this long shows as quiet.
-QUIET_AFTER_SECONDS = 5 * 60
 NEEDS_CHANNEL = ":warning: Run `/execution alerts on` in the channel that should get the alerts."
 
 
@@ -143,78 +140,6 @@ def connection_expired(app: str | None, linked_account_id: str | None, environme
         f":electric_plug: Refold connection expired: {what} for linked account {account}{env}. "
         "Its workflows will fail until the customer reconnects; ask them to re-authenticate."
     )
-
-
-@dataclass(frozen=True)
-class IncidentFacts:
-    """An incident as its message shows it (a pure copy of the store's view)."""
-
-    workflow: str
-    node: str
-    node_type: str
-    error: str
-    runs: int
-    accounts: int
-    first_accounts: Sequence[str]
-    first_seen: datetime
-    last_seen: datetime
-    resolve_after_seconds: int  # quiet this long, it is over (the next failure starts afresh)
-    recovered: int = 0  # accounts that have succeeded since their last failure
-
-
-def incident_state(facts: IncidentFacts, now: datetime) -> str:
-    quiet = (now - facts.last_seen).total_seconds()
-    if quiet < QUIET_AFTER_SECONDS and not facts.recovered:
-        return "*ongoing*"
-    if quiet >= facts.resolve_after_seconds:
-        return f"*resolved*: quiet for {facts.resolve_after_seconds // 60} min"
-    if facts.recovered:
-        return f"*recovering*: {facts.recovered} of {plural(facts.accounts, 'account')} have succeeded since"
-    return f"*quiet for {plural(int(quiet // 60), 'min')}*"
-
-
-def incident_message(facts: IncidentFacts, now: datetime) -> str:
-    """The incident's one top-level message: the cause, how far it reaches, since when, and its state."""
-    node = f"*{inline(facts.node, 80)}*" if facts.node else "no node"
-    kind = f" ({inline(facts.node_type, 40)})" if facts.node_type else ""
-    named = ", ".join(f"*{inline(a, 60)}*" for a in facts.first_accounts)
-    more = facts.accounts - len(facts.first_accounts)
-    accounts = plural(facts.accounts, "linked account") + (
-        f": {named}" + (f" and {more} more" if more > 0 else "") if named else ""
-    )
-    lines = [
-        f":rotating_light: *Incident* in *{escape_mrkdwn(clip(facts.workflow or 'an unnamed workflow', 80))}* "
-        f"at node {node}{kind}: {incident_state(facts, now)}",
-        f"> {escape_mrkdwn(clip(facts.error, 300))}",
-        f"*{plural(facts.runs, 'failed run')}* across {accounts}",
-        f"First seen {format_time(facts.first_seen)} · last seen {format_time(facts.last_seen)}",
-        "_Each run is in this thread; this message updates as more arrive._",
-    ]
-    return clip("\n".join(lines), 2900)
-
-
-NO_INCIDENTS = "No open incidents: no cause has failed twice in an alert channel in the last 30 minutes."
-
-
-def incidents_list(incidents: Sequence[tuple[str, IncidentFacts]], now: datetime) -> str:
-    """`/execution incidents`: each open incident with its channel, cause, reach and state."""
-    if not incidents:
-        return NO_INCIDENTS
-    lines = [f"*Open incidents* ({len(incidents)})"]
-    for channel_id, facts in incidents[:20]:
-        node = f" at *{inline(facts.node, 80)}*" if facts.node else ""
-        lines.append(
-            f"• <#{inline(channel_id, 20)}>: *{escape_mrkdwn(clip(facts.workflow, 80))}*{node}: "
-            f"{plural(facts.runs, 'failed run')} across {plural(facts.accounts, 'linked account')}, "
-            f"since {format_time(facts.first_seen)}, {incident_state(facts, now)}\n"
-            f"   > {escape_mrkdwn(clip(facts.error, 150))}"
-        )
-    return clip("\n".join(lines), 2900)
-
-
-def incident_run_line(execution_id: str, linked_account_id: str | None, at: datetime) -> str:
-    account = f" · linked account *{inline(linked_account_id, 120)}*" if linked_account_id else ""
-    return f"Failed run `{inline(execution_id, 40)}`{account} at {format_time(at)}"
 
 
 def not_in_channel(channel_id: str) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.refold.models import Execution, Node, NodeOutcome
+from bot.render import block_kit as kit
 from bot.render.buttons import (
     FOLLOW_ACTION,
     OPEN_ACTION,
@@ -109,19 +110,19 @@ def render_execution(
     account = linked_account_id or execution.linked_account_id
     following = follow is not None and not execution.is_terminal
     blocks: list[dict[str, Any]] = [
-        _header(clip(f"{status_emoji(execution.status)} {_title(execution)}", HEADER_LIMIT)),
-        *([_context(clip(banner, 1500))] if banner else []),
-        _context(*_context_items(execution, account, now)),
-        _section(_summary(execution, following)),
+        kit.header(clip(f"{status_emoji(execution.status)} {_title(execution)}", HEADER_LIMIT)),
+        *([kit.context(clip(banner, 1500))] if banner else []),
+        kit.context(*_context_items(execution, account, now)),
+        kit.section(_summary(execution, following)),
     ]
     if rerun_of:
-        blocks.append(_context(f":repeat: Rerun of `{inline(rerun_of, 40)}`"))
+        blocks.append(kit.context(f":repeat: Rerun of `{inline(rerun_of, 40)}`"))
     if following and follow is not None:
         who = f" for <@{inline(follow.requester, 30)}>" if follow.requester else ""
-        blocks.append(_context(f":eyes: Following{who}: this card updates itself until the run ends."))
+        blocks.append(kit.context(f":eyes: Following{who}: this card updates itself until the run ends."))
     if searched_from is not None and linked_account_id:
         blocks.append(
-            _context(
+            kit.context(
                 f":mag_right: Found under linked account *{inline(linked_account_id, 120)}*: the default "
                 f"(*{inline(searched_from, 120)}*) has no such execution. Refresh and the buttons use it."
             )
@@ -130,11 +131,11 @@ def render_execution(
     # Output buttons and the node menu replay the lookup as it was made, like the card's buttons.
     drill = execution.id is not None
     if failing:
-        blocks.append(DIVIDER)
+        blocks.append(kit.DIVIDER)
         places = {id(node): index for index, node in enumerate(execution.nodes)}
         for node in failing[: budget.failing_nodes]:
             button = (
-                _button(
+                kit.button(
                     "Show output",
                     SHOW_OUTPUT_ACTION,
                     encode_node(execution.id or "", linked_account_id, places[id(node)]),
@@ -142,23 +143,23 @@ def render_execution(
                 if drill and id(node) in places
                 else None
             )
-            blocks.append(_section(_failing_node(node, budget), accessory=button))
+            blocks.append(kit.section(_failing_node(node, budget), accessory=button))
         if len(failing) > budget.failing_nodes:
             more = len(failing) - budget.failing_nodes
-            blocks.append(_context(f"…and {plural(more, 'more failing node')} (listed below)"))
+            blocks.append(kit.context(f"…and {plural(more, 'more failing node')} (listed below)"))
     if execution.nodes:
-        blocks.append(DIVIDER)
+        blocks.append(kit.DIVIDER)
         sections, shown = _node_sections(execution.nodes, budget)
         menu_block_id = node_menu_block_id(linked_account_id) if drill else None
         for index, text in enumerate(sections):
             block_id = menu_block_id if index == 0 else None
-            blocks.append(_section(text, block_id=block_id))
+            blocks.append(kit.section(text, block_id=block_id))
         if shown < len(execution.nodes):
-            blocks.append(_context(f"…and {plural(len(execution.nodes) - shown, 'more node')}"))
+            blocks.append(kit.context(f"…and {plural(len(execution.nodes) - shown, 'more node')}"))
     elif execution.known_status is not None or execution.status:
-        blocks.append(_context("Refold returned no node detail for this execution."))
+        blocks.append(kit.context("Refold returned no node detail for this execution."))
     if note:
-        blocks.append(_context(f":warning: {escape_mrkdwn(clip(note, 1500))}"))
+        blocks.append(kit.context(f":warning: {escape_mrkdwn(clip(note, 1500))}"))
     # Buttons replay the lookup as it was made: the queried account, not whatever the document claims.
     buttons = _buttons(
         execution, linked_account_id, shareable, dashboard_url, follow if following else None, actions
@@ -203,40 +204,6 @@ def _node_menu(execution: Execution, limit: int) -> dict[str, Any]:
 def _title(execution: Execution) -> str:
     name = " ".join((execution.name or "").split()) or f"Execution {execution.id or ''}".strip()
     return f"{name} · {execution.status}"
-
-
-DIVIDER: dict[str, Any] = {"type": "divider"}
-
-
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
-
-
-def _section(
-    text: str, *, accessory: dict[str, Any] | None = None, block_id: str | None = None
-) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-    if accessory is not None:
-        block["accessory"] = accessory
-    if block_id is not None:
-        block["block_id"] = block_id
-    return block
-
-
-def _context(*texts: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text} for text in texts]}
-
-
-def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "action_id": action_id,
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-        "value": value,
-    }
-    if style is not None:
-        button["style"] = style
-    return button
 
 
 def _context_items(execution: Execution, account: str | None, now: datetime) -> list[str]:
@@ -341,19 +308,19 @@ def _buttons(
     value = encode_target(execution.id, account, follow.follow_id if follow else None)
     buttons = []
     if not execution.is_terminal:
-        buttons.append(_button("Refresh", REFRESH_ACTION, value, style="primary"))
+        buttons.append(kit.button("Refresh", REFRESH_ACTION, value, style="primary"))
         if follow is not None:
-            buttons.append(_button("Unfollow", UNFOLLOW_ACTION, value))
+            buttons.append(kit.button("Unfollow", UNFOLLOW_ACTION, value))
         elif actions:
-            buttons.append(_button("Follow", FOLLOW_ACTION, value))
+            buttons.append(kit.button("Follow", FOLLOW_ACTION, value))
     if actions and execution.can_stop:
         buttons.append(
-            _confirmed(_button("Stop", STOP_ACTION, value, style="danger"), *_stop_confirm(execution))
+            kit.confirmed(kit.button("Stop", STOP_ACTION, value, style="danger"), *_stop_confirm(execution))
         )
     if actions and execution.can_rerun:
-        buttons.append(_confirmed(_button("Rerun", RERUN_ACTION, value), *_rerun_confirm(execution)))
+        buttons.append(kit.confirmed(kit.button("Rerun", RERUN_ACTION, value), *_rerun_confirm(execution)))
     if shareable:
-        buttons.append(_button("Share to channel", SHARE_ACTION, value))
+        buttons.append(kit.button("Share to channel", SHARE_ACTION, value))
     if dashboard_url:
         buttons.append(
             {
@@ -387,19 +354,6 @@ def _stop_confirm(execution: Execution) -> tuple[str, str, str, str]:
         "Stop it",
         "Keep running",
     )
-
-
-def _confirmed(button: dict[str, Any], title: str, text: str, confirm: str, deny: str) -> dict[str, Any]:
-    """Slack asks before it sends the click: the dialog is Block Kit's own `confirm`."""
-    button["confirm"] = {
-        "title": {"type": "plain_text", "text": title[:100]},
-        "text": {"type": "mrkdwn", "text": clip(text, 300)},
-        "confirm": {"type": "plain_text", "text": confirm[:30]},
-        "deny": {"type": "plain_text", "text": deny[:30]},
-    }
-    if button.get("style") == "danger":
-        button["confirm"]["style"] = "danger"
-    return button
 
 
 def _fallback_text(execution: Execution, failing: list[Node]) -> str:

@@ -28,6 +28,13 @@ FOLLOW_ACTION = "follow_execution"
 UNFOLLOW_ACTION = "unfollow_execution"
 RERUN_ACTION = "rerun_execution"
 STOP_ACTION = "stop_execution"
+# On an incident's message and in its thread.
+INCIDENT_RERUN_ACTION = "incident_rerun"
+INCIDENT_SNOOZE_ACTION = "incident_snooze"  # an overflow menu: its option's value names the hours
+INCIDENT_UNSNOOZE_ACTION = "incident_unsnooze"
+INCIDENT_RESOLVE_ACTION = "incident_resolve"
+SHOW_RUN_ACTION = "incident_show_run"  # a run in the thread: its card, privately
+SNOOZE_HOURS = (1, 4, 24)
 CARD_ACTIONS = (
     REFRESH_ACTION,
     SHARE_ACTION,
@@ -42,6 +49,8 @@ CARD_ACTIONS = (
 
 MAX_VALUE_CHARS = 2000
 _FOLLOW_ID = re.compile(r"[0-9a-f]{32}")
+_ROUTE_ID = re.compile(r"[0-9a-f]{32}")
+_CAUSE = re.compile(r"[0-9a-f]{16,64}")
 # A menu option's value holds at most 150 characters, too few for a linked account; the menu's
 # block ID (255) carries it instead, after this prefix.
 NODE_MENU_BLOCK = "nodes:"
@@ -119,6 +128,32 @@ def decode_node(value: Any, block_id: Any = None) -> tuple[FoundExecution, int] 
             except InvalidLinkedAccount:
                 return None
     return found, index
+
+
+def encode_incident(route_id: str, cause: str, hours: int | None = None) -> str:
+    """An incident button's value: its route and cause (and, on a snooze option, for how long)."""
+    payload: dict[str, str | int] = {"r": route_id, "c": cause}
+    if hours is not None:
+        payload["h"] = hours
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def decode_incident(value: Any) -> tuple[str, str, int | None] | None:
+    """(route ID, cause, snooze hours) an incident button names; None when tampered with."""
+    if not isinstance(value, str) or len(value) > 200:
+        return None
+    try:
+        data = json.loads(value)
+        route_id, cause, hours = data["r"], data["c"], data.get("h")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not (isinstance(route_id, str) and _ROUTE_ID.fullmatch(route_id)):
+        return None
+    if not (isinstance(cause, str) and _CAUSE.fullmatch(cause)):
+        return None
+    if hours is not None and (isinstance(hours, bool) or hours not in SNOOZE_HOURS):
+        return None
+    return route_id, cause, hours
 
 
 def dashboard_link(template: str, execution_id: str) -> str:

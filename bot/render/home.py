@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.render.alerts import IncidentFacts, RouteView, filters_text, incidents_list
+from bot.render import block_kit as kit
+from bot.render.alerts import RouteView, filters_text
 from bot.render.follow import FollowLine
+from bot.render.incident import IncidentFacts, incidents_list
 from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import clip, format_duration_ms, inline, plural, status_emoji
 
@@ -47,36 +49,44 @@ class HomeFacts:
 
 
 def home_view(facts: HomeFacts, now: datetime) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = [_header("Refold Executions")]
+    blocks: list[dict[str, Any]] = [kit.header("Refold Executions")]
     if facts.connection is not None:
-        blocks.append(_section(connection_status(facts.connection)))
+        blocks.append(kit.section(connection_status(facts.connection)))
     else:
-        blocks.append(_section(f":electric_plug: {facts.connection_problem or 'Refold is not connected.'}"))
+        blocks.append(
+            kit.section(f":electric_plug: {facts.connection_problem or 'Refold is not connected.'}")
+        )
     if facts.is_admin:
         label = "Reconnect Refold" if facts.connection is not None else "Connect Refold"
-        blocks.append({"type": "actions", "elements": [_button(label, HOME_CONNECT_ACTION, "connect")]})
-    blocks += [_divider(), _header("Recent lookups"), _section(_recent(facts.recent, now))]
-    blocks += [_divider(), _header("Followed runs"), _section(_follows(facts.follows, now.timestamp()))]
-    blocks += [_divider(), _header("Open incidents"), _section(incidents_list(facts.incidents, now))]
-    blocks += [_divider(), _header("Alert routes")]
+        blocks.append({"type": "actions", "elements": [kit.button(label, HOME_CONNECT_ACTION, "connect")]})
+    blocks += [kit.DIVIDER, kit.header("Recent lookups"), kit.section(_recent(facts.recent, now))]
+    blocks += [
+        kit.DIVIDER,
+        kit.header("Followed runs"),
+        kit.section(_follows(facts.follows, now.timestamp())),
+    ]
+    blocks += [kit.DIVIDER, kit.header("Open incidents"), kit.section(incidents_list(facts.incidents, now))]
+    blocks += [kit.DIVIDER, kit.header("Alert routes")]
     if not facts.routes:
-        blocks.append(_section("No channel gets Refold alerts. Run `/execution alerts on` in one."))
+        blocks.append(kit.section("No channel gets Refold alerts. Run `/execution alerts on` in one."))
     for route_id, route in facts.routes[:MAX_ROUTES]:
         text = (
             f"<#{inline(route.channel_id, 20)}>: "
             f"{filters_text(route.events, route.environment, route.workflow)}"
         )
         button = _off_button(route_id, route.channel_id) if facts.is_admin else None
-        blocks.append(_section(text, accessory=button))
+        blocks.append(kit.section(text, accessory=button))
     if len(facts.routes) > MAX_ROUTES:
         more = len(facts.routes) - MAX_ROUTES
-        blocks.append(_context(f"…and {plural(more, 'more channel')}: `/execution alerts list` shows all."))
+        blocks.append(
+            kit.context(f"…and {plural(more, 'more channel')}: `/execution alerts list` shows all.")
+        )
     hint = (
         "Add a channel with `/execution alerts on` in it."
         if facts.is_admin
         else "Workspace admins can connect Refold and manage alert routes."
     )
-    blocks.append(_context(f"{hint} `/execution help` lists every command."))
+    blocks.append(kit.context(f"{hint} `/execution help` lists every command."))
     return {"type": "home", "blocks": blocks[:MAX_BLOCKS]}
 
 
@@ -108,41 +118,13 @@ def _follows(follows: Sequence[FollowLine], now: float) -> str:
     return clip("\n".join(rows), SECTION_CHARS)
 
 
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
-
-
-def _divider() -> dict[str, Any]:
-    return {"type": "divider"}
-
-
-def _section(text: str, *, accessory: dict[str, Any] | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_CHARS)}}
-    if accessory is not None:
-        block["accessory"] = accessory
-    return block
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, 1500)}]}
-
-
-def _button(text: str, action_id: str, value: str) -> dict[str, Any]:
-    return {
-        "type": "button",
-        "action_id": action_id,
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-        "value": value,
-    }
-
-
 def _off_button(route_id: str, channel_id: str) -> dict[str, Any]:
-    button = _button("Turn off", HOME_ROUTE_OFF_ACTION, route_id)
+    button = kit.button("Turn off", HOME_ROUTE_OFF_ACTION, route_id)
     button["style"] = "danger"
-    button["confirm"] = {
-        "title": {"type": "plain_text", "text": "Turn off alerts?"},
-        "text": {"type": "mrkdwn", "text": f"<#{inline(channel_id, 20)}> stops getting Refold alerts."},
-        "confirm": {"type": "plain_text", "text": "Turn off"},
-        "deny": {"type": "plain_text", "text": "Keep"},
-    }
-    return button
+    return kit.confirmed(
+        button,
+        "Turn off alerts?",
+        f"<#{inline(channel_id, 20)}> stops getting Refold alerts.",
+        "Turn off",
+        "Keep",
+    )

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from bot.refold.models import Execution
+from bot.render import block_kit as kit
 from bot.render.text import OUTCOME_MARK, clean, clip, format_duration_ms, inline, utf16_len
 
 OUTPUT_VIEW = "node_output"
@@ -30,20 +31,14 @@ def _view(blocks: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
-
-
 def loading_view(execution_id: str) -> dict[str, Any]:
-    return _view([_section(f":hourglass_flowing_sand: Looking up `{inline(execution_id, 40)}` in Refold…")])
+    return _view(
+        [kit.section(f":hourglass_flowing_sand: Looking up `{inline(execution_id, 40)}` in Refold…")]
+    )
 
 
 def message_view(text: str) -> dict[str, Any]:
-    return _view([_section(text[:2900])])
+    return _view([kit.section(text[:2900])])
 
 
 def _pretty(output: Any) -> str:
@@ -103,12 +98,12 @@ def node_output_view(execution: Execution, index: int) -> dict[str, Any]:
     attempts = node.attempts_made if node.attempts_made is not None else "–"
     name = inline(node.node_name or node.node_id or "unnamed", 120)
     blocks = [
-        _section(
+        kit.section(
             f"{OUTCOME_MARK[node.outcome]} *{name}*\n"
             f"*Status:* {inline(node.node_status or 'unknown', 60)} · *Type:* {inline(node.node_type or '?', 60)}\n"
             f"*Attempts:* {attempts} · *Duration:* {format_duration_ms(node.execution_time_ms)}"
         ),
-        _context(
+        kit.context(
             f"Execution `{inline(execution.id or '', 40)}` · {inline(execution.name or '', 80)} · "
             f"{inline(execution.status, 40)}"
         ),
@@ -117,12 +112,12 @@ def node_output_view(execution: Execution, index: int) -> dict[str, Any]:
     text = _pretty(node.latest_output)
     total = len(text)
     chunks = _chunks(text[:MAX_OUTPUT_CHARS])
-    blocks.extend(_section(_fence(chunk)) for chunk in chunks[:MAX_CHUNKS])
+    blocks.extend(kit.section(_fence(chunk)) for chunk in chunks[:MAX_CHUNKS])
     complete = total <= MAX_OUTPUT_CHARS and len(chunks) <= MAX_CHUNKS
     shown = total if complete else sum(len(c) + 1 for c in chunks[:MAX_CHUNKS])
     if not complete:
         blocks.append(
-            _context(
+            kit.context(
                 f":scissors: Cut: showing the first {shown:,} of {total:,} characters of this output. "
                 "The whole output is in Refold's dashboard."
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.refold.models import Execution
+from bot.render import block_kit as kit
 from bot.render.blocks import tally
 from bot.render.buttons import dashboard_link
 from bot.render.text import clip, code_excerpt, inline, progress_bar, status_emoji
@@ -21,14 +22,14 @@ def render_unfurl(
     progress = [p for p in (progress_bar(execution.completion_percentage), tally(execution.nodes)) if p]
     if progress:
         lines.append(" · ".join(progress))
-    blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
+    blocks: list[dict[str, Any]] = [kit.section("\n".join(lines))]
     failing = execution.failing_nodes
     if failing:
         node = failing[0]
         more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
         excerpt = code_excerpt(node.latest_output, EXCERPT_CHARS)
         blocks.append(
-            _section(
+            kit.section(
                 f"*Failing node:* {inline(node.node_name or node.node_id or 'unnamed', 80)}"
                 f" · {inline(node.node_type or '?', 40)}{more}\n```{excerpt}```"
             )
@@ -48,7 +49,3 @@ def render_unfurl(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(t, 500)} for t in context]}
     )
     return {"blocks": blocks}
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 2900)}}

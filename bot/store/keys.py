@@ -103,9 +103,20 @@ def seen(kind: str, name: str) -> str:
 
 
 def incident(route_id: str, cause: str) -> str:
-    """One cause's failures in one alert route: its single card or its incident (a hash; with
-    `:accounts` and `:first-accounts` beside it)."""
+    """One cause's failures in one alert route: its single card or its incident (a hash; with its
+    accounts, runs, thread batches and reruns beside it, under this name and a suffix)."""
     return f"{NAMESPACE}:incident:{route_id}:{cause}"
+
+
+def incident_decision(route_id: str, alert: str) -> str:
+    """What one alert's failure was decided to be (card, open, join, held), so a job run again after
+    its worker died counts nothing twice. Short-lived: only a job's own retries read it."""
+    return f"{NAMESPACE}:incident-decision:{route_id}:{alert}"
+
+
+def cause_snooze(route_id: str, cause: str) -> str:
+    """A snoozed cause in one route (a hash: until, by, held), expiring when the snooze ends."""
+    return f"{NAMESPACE}:cause-snooze:{route_id}:{cause}"
 
 
 def incidents_of(route_id: str) -> str:

@@ -78,6 +78,10 @@ class ExecutionActions:
         log.info("rerun of %s started %s", execution_id, new_id)
         return new_id
 
+    async def rerun_made(self, request: ActionRequest) -> str | None:
+        """The new execution's ID when this request's rerun was made (and recorded), else None."""
+        return await self._done(f"rerun:{request.key}")
+
     async def stop(self, request: ActionRequest) -> None:
         if await self._done(f"stop:{request.key}") is not None:
             return

@@ -21,7 +21,7 @@ from bot.refold.webhooks import (
 from bot.store.alert_routes import AlertEvents, AlertRoute, AlertRouteStore, new_route_id
 from bot.store.audit import AuditEntry, AuditLog
 from bot.store.errors import NotConnected, StoreUnavailable
-from bot.store.incidents import Arrival, CauseFields, IncidentStore, IncidentView
+from bot.store.incidents import Arrival, BatchTurn, CauseFields, IncidentStore, IncidentView, RerunClaim
 from bot.store.seen import SeenDeliveries
 from bot.usecases.workspace import CredentialResolver, Workspace
 
@@ -223,10 +223,6 @@ class AlertService:
             return Verdict(200, "already received", "duplicate", route)
         return Verdict(200, "accepted", "accepted", route, delivery)
 
-    async def release(self, route: AlertRoute, delivery: Delivery) -> None:
-        """The delivery could not be handed on: let Refold's retry of it be taken."""
-        await self._seen.release(f"webhook:{route.route_id}", delivery.dedupe_name)
-
     async def arrive_failure(
         self, route: AlertRoute, cause: Cause, alert: str, execution_id: str, account: str | None, now: float
     ) -> Arrival:
@@ -251,6 +247,82 @@ class AlertService:
 
     async def incident(self, route: AlertRoute, cause: str) -> IncidentView | None:
         return await self._incidents.view(route.route_id, cause)
+
+    async def claim_batch(
+        self, route: AlertRoute, cause: str, generation: str, index: int, job: str, now: float
+    ) -> tuple[BatchTurn, str]:
+        return await self._incidents.claim_batch(route.route_id, cause, generation, index, job, now=now)
+
+    async def batch_shown(self, route: AlertRoute, cause: str, index: int, ts: str, shown: int) -> None:
+        await self._incidents.batch_shown(route.route_id, cause, index, ts, shown)
+
+    # --- what people do on an incident's message --------------------------------
+
+    async def resolve(
+        self, workspace: Workspace, route: AlertRoute, cause: str, who: str, now: float
+    ) -> bool:
+        """False when it was not open (resolved already, or over)."""
+        done = await self._incidents.resolve(route.route_id, cause, who, now=now)
+        if done:
+            await self._record(workspace, who, "incident resolve", f"<#{route.channel_id}> cause {cause}")
+        return done
+
+    async def snooze(
+        self, workspace: Workspace, route: AlertRoute, cause: str, who: str, until: float, now: float
+    ) -> None:
+        await self._incidents.snooze(route.route_id, cause, who, until=until, now=now)
+        ends = datetime.fromtimestamp(until, UTC).isoformat(timespec="minutes")
+        await self._record(
+            workspace, who, "incident snooze", f"<#{route.channel_id}> cause {cause} until {ends}"
+        )
+
+    async def unsnooze(self, workspace: Workspace, route: AlertRoute, cause: str, who: str) -> bool:
+        ended = await self._incidents.unsnooze(route.route_id, cause)
+        if ended:
+            await self._record(workspace, who, "incident unsnooze", f"<#{route.channel_id}> cause {cause}")
+        return ended
+
+    async def press_rerun(
+        self,
+        workspace: Workspace,
+        route: AlertRoute,
+        cause: str,
+        who: str,
+        runs: int,
+        accounts: int,
+        now: float,
+    ) -> None:
+        """One audit entry for the press; each run's own rerun is audited as it is made."""
+        view = await self._incidents.view(route.route_id, cause)
+        asked = runs + (len(view.rerun_done) if view is not None else 0)
+        await self._incidents.press_rerun(route.route_id, cause, who, asked, now=now)
+        await self._record(
+            workspace,
+            who,
+            "incident rerun",
+            f"<#{route.channel_id}> cause {cause}: {runs} runs across {accounts} linked accounts",
+        )
+
+    async def claim_rerun(self, route: AlertRoute, cause: str, execution_id: str, press: str) -> RerunClaim:
+        return await self._incidents.claim_rerun(route.route_id, cause, execution_id, press)
+
+    async def rerun_started(self, route: AlertRoute, cause: str, execution_id: str, new_id: str) -> None:
+        await self._incidents.rerun_started(route.route_id, cause, execution_id, new_id)
+
+    async def rerun_refused(self, route: AlertRoute, cause: str, execution_id: str, press: str) -> None:
+        await self._incidents.rerun_refused(route.route_id, cause, execution_id, press)
+
+    async def reruns_running(
+        self, route: AlertRoute, cause: str, terminal: frozenset[str]
+    ) -> list[tuple[str, str]]:
+        return await self._incidents.reruns_running(route.route_id, cause, terminal)
+
+    async def rerun_status(
+        self, route: AlertRoute, cause: str, new_id: str, status: str, *, account: str, completed: bool
+    ) -> None:
+        await self._incidents.rerun_status(
+            route.route_id, cause, new_id, status, account=account, completed=completed
+        )
 
     async def succeeded(self, route: AlertRoute, workflow: str, account: str, now: float) -> list[str]:
         """A completed run: the route's incidents whose accounts it recovers (their causes)."""

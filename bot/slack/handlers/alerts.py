@@ -12,23 +12,26 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, assert_never
 
-from bot.jobs.kinds import AlertJob, IncidentUpdateJob, ReplyTarget, Target
+from bot.jobs.kinds import AlertJob, IncidentUpdateJob, JobBase, ReplyTarget, Target
 from bot.refold.causes import cause_of
 from bot.refold.webhooks import WebhookEvent
 from bot.render import alerts as words
-from bot.render.alerts import QUIET_AFTER_SECONDS
+from bot.render import block_kit as kit
+from bot.render import incident as incident_words
 from bot.render.blocks import Card, CardBudget, FollowMark
+from bot.render.incident import QUIET_AFTER_SECONDS, RUNS_PER_BATCH
 from bot.slack import web_api
 from bot.slack.follow_records import derived_follow_id
 from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.following import start_follow
-from bot.slack.incident_view import at, incident_facts
+from bot.slack.incident_view import at, batches_of, incident_facts
 from bot.slack.web_api import Delivery
 from bot.store.alert_routes import AlertRoute
 from bot.store.errors import StoreUnavailable
-from bot.store.incidents import RESOLVE_SECONDS, Arrival
+from bot.store.incidents import RESOLVE_SECONDS, Arrival, IncidentView
 from bot.usecases.alerts import environment_wanted
 from bot.usecases.lookup import LookupResult
 
@@ -38,9 +41,8 @@ log = logging.getLogger(__name__)
 NOT_A_MEMBER = {"not_in_channel", "channel_not_found", "is_archived"}
 # An incident's message is edited at most this often (one job per incident and slot).
 INCIDENT_UPDATE_SECONDS = 10
-# A failure whose incident message is not posted yet looks again this often, this many times.
-INCIDENT_WAIT_SECONDS = 2.0
-INCIDENT_WAITS = 30
+# An incident whose first card is not posted this long after it opened gets a message of its own.
+MESSAGE_GRACE_SECONDS = 120.0
 # A quiet incident's message is brought up to date this often until it is resolved.
 QUIET_REVIEW_SECONDS = 5 * 60
 
@@ -69,7 +71,7 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
             text = words.unfetched_alert(
                 job.event, target.execution_id, job.workflow_name, job.linked_account_id, outcome.error or ""
             )
-            return Card(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+            return Card(text=text, blocks=[kit.section(text)])
         return ctx.card(result, shareable=False, budget=budget, banner=banner)
 
     if job.event == WebhookEvent.WORKFLOW_ERRORED and result is not None:
@@ -78,7 +80,7 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
             arrival = await ctx.alerts.arrive_failure(
                 route,
                 cause,
-                job.arrival or job.interaction,
+                job.interaction,
                 target.execution_id,
                 job.linked_account_id,
                 time.time(),
@@ -108,7 +110,7 @@ async def _recover(ctx: JobContext, job: AlertJob, route: AlertRoute) -> None:
         log.warning("a completed run could not count towards its incidents' recovery: Redis unavailable")
         return
     for cause in causes:
-        await _schedule_incident_update(ctx, job, route, cause)
+        await schedule_incident_update(ctx, job, route, cause)
 
 
 async def _failure(
@@ -119,7 +121,8 @@ async def _failure(
     arrival: Arrival,
     render: Callable[[CardBudget], Card],
 ) -> None:
-    """A failed run: its own card when its cause is new here, else a card in its incident's thread."""
+    """A failed run: its own card when its cause is new here; else it is counted on its incident,
+    whose next update lists it in the thread (nothing top-level)."""
     match arrival.role:
         case "card":
             posted = await ctx.once(
@@ -130,51 +133,17 @@ async def _failure(
                 # A run of this job after its worker died finds the card posted (no ts here), and
                 # its claim, if it had made one, still its own.
                 await _open_if_mine(ctx, job, route, cause, arrival, posted.ts or "")
-            return
-        case "open" | "join":
-            if not arrival.card_ts:
-                # The cause's first card is still being posted: its message is the thread to join.
-                if await _wait_for_incident(ctx, job):
-                    return
-                posted = await ctx.once(
-                    "card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render)
-                )
-                await _check_posted(ctx, route, posted)
-                return
-            if arrival.role == "open":
-                await _open_if_mine(ctx, job, route, cause, arrival, "")
-            posted = await ctx.once(
-                "card", lambda: web_api.post_card(ctx.client, route.channel_id, arrival.card_ts, render)
-            )
-            await _check_posted(ctx, route, posted)
-            await _schedule_incident_update(ctx, job, route, cause)
+        case "open":
+            await _open_if_mine(ctx, job, route, cause, arrival, "")
+            await schedule_incident_update(ctx, job, route, cause)
+        case "join" | "held":
+            await schedule_incident_update(ctx, job, route, cause)
         case _:
             assert_never(arrival.role)
 
 
-async def _wait_for_incident(ctx: JobContext, job: AlertJob) -> bool:
-    """Look at this failure again in a moment, as a new job with the same incident decision. False:
-    waited long enough (the first card could not be posted), so the caller posts the card on its own."""
-    if job.waits >= INCIDENT_WAITS:
-        log.warning("an incident's message was not posted in time; a failure's card goes in the channel")
-        return False
-    later = job.model_copy(
-        update={
-            "interaction": f"{job.arrival or job.interaction}:wait{job.waits + 1}",
-            "arrival": job.arrival or job.interaction,
-            "waits": job.waits + 1,
-        }
-    )
-    try:
-        await ctx.scheduler.enqueue(later, at=time.time() + INCIDENT_WAIT_SECONDS)
-    except StoreUnavailable:
-        log.warning("could not schedule a failure's card for its incident: Redis unavailable")
-        return False
-    return True
-
-
 async def _open_if_mine(
-    ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str, arrival: Arrival, card_ts: str
+    ctx: JobContext, job: JobBase, route: AlertRoute, cause: str, arrival: Arrival, card_ts: str
 ) -> None:
     """Whichever comes second, the first card posted or the incident opened, turns that card into the
     incident (claimed once)."""
@@ -188,18 +157,14 @@ async def _open_if_mine(
         await _open(ctx, job, route, cause, ts)
 
 
-async def _open(ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str, card_ts: str) -> None:
+async def _open(ctx: JobContext, job: JobBase, route: AlertRoute, cause: str, card_ts: str) -> None:
     """The cause's first card becomes the incident's message; that first run's card goes in its thread."""
-    try:
-        view = await ctx.alerts.incident(route, cause)
-    except StoreUnavailable as exc:
-        ctx.retry(exc.kind.value)
+    view = await _incident(ctx, route, cause)
     if view is None:
         return
-    text = words.incident_message(incident_facts(view), ctx.clock())
+    text, blocks = _message(view, route, cause)
     await ctx.once(
-        "incident",
-        lambda: web_api.update(ctx.client, route.channel_id, card_ts, text, blocks=_text_blocks(text)),
+        "incident", lambda: web_api.update(ctx.client, route.channel_id, card_ts, text, blocks=blocks)
     )
     first = Target(execution_id=view.first_execution, linked_account_id=view.first_account or None)
     fetched = await ctx.fetch(first, patient=True)
@@ -207,19 +172,33 @@ async def _open(ctx: JobContext, job: AlertJob, route: AlertRoute, cause: str, c
 
     def render_first(budget: CardBudget) -> Card:
         if fetched.result is None:
-            line = words.incident_run_line(first.execution_id, first.linked_account_id, at(view.first_seen))
-            return Card(text=line, blocks=_text_blocks(line))
+            line = incident_words.incident_run_line(
+                first.execution_id, first.linked_account_id, at(view.first_seen)
+            )
+            return Card(text=line, blocks=[kit.section(line)])
         return ctx.card(fetched.result, shareable=False, budget=budget, banner=banner)
 
     posted = await ctx.once(
         "first-card", lambda: web_api.post_card(ctx.client, route.channel_id, card_ts, render_first)
     )
     await _check_posted(ctx, route, posted)
-    await _schedule_incident_update(ctx, job, route, cause)
+    await schedule_incident_update(ctx, job, route, cause)
 
 
-def _text_blocks(text: str) -> list[dict[str, Any]]:
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+def _message(view: IncidentView, route: AlertRoute, cause: str) -> tuple[str, list[dict[str, Any]]]:
+    facts = incident_facts(view)
+    now = datetime.now(UTC)
+    return (
+        incident_words.incident_message(facts, now),
+        incident_words.incident_blocks(facts, now, route.route_id, cause),
+    )
+
+
+async def _incident(ctx: JobContext, route: AlertRoute, cause: str) -> IncidentView | None:
+    try:
+        return await ctx.alerts.incident(route, cause)
+    except StoreUnavailable as exc:
+        ctx.retry(exc.kind.value)
 
 
 async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
@@ -231,8 +210,8 @@ async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
         return None
 
 
-async def _schedule_incident_update(
-    ctx: JobContext, job: AlertJob | IncidentUpdateJob, route: AlertRoute, cause: str, at: float = 0.0
+async def schedule_incident_update(
+    ctx: JobContext, job: JobBase, route: AlertRoute, cause: str, at: float = 0.0
 ) -> None:
     """One update per incident and slot, however many alerts ask: the queue keeps one job per key, so
     the message is edited at most once a slot."""
@@ -251,33 +230,118 @@ async def _schedule_incident_update(
 
 
 async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
+    """Bring the incident's message up to date, then its thread's batches of runs."""
     route = await _route(ctx, job.route_id)
     if route is None:
         return
-    try:
-        view = await ctx.alerts.incident(route, job.cause)
-    except StoreUnavailable as exc:
-        ctx.retry(exc.kind.value)
-    if view is None or view.state != "open" or not view.card_ts:
+    view = await _incident(ctx, route, job.cause)
+    if view is None or view.state == "single":
         return
-    text = words.incident_message(incident_facts(view), ctx.clock())
-    updated = await web_api.update(
-        ctx.client, route.channel_id, view.card_ts, text, blocks=_text_blocks(text)
-    )
+    now = time.time()
+    if not view.card_ts:
+        await _message_missing(ctx, job, route, view, now)
+        return
+    text, blocks = _message(view, route, job.cause)
+    updated = await web_api.update(ctx.client, route.channel_id, view.card_ts, text, blocks=blocks)
     if not updated:
         log.warning("an incident's message could not be updated (%s)", updated.error)
         ctx.retry_if_transient(updated)
-    # Quiet incidents change too ("quiet for 10 min", then resolved): looked at again until resolved.
-    now = time.time()
-    if now < view.last_seen + RESOLVE_SECONDS:
+    if view.snoozed(now):
+        # Counted on the message, nothing posted: the thread catches up when the snooze ends.
+        assert view.snooze is not None
+        await schedule_incident_update(ctx, job, route, job.cause, at=view.snooze.until + 1)
+    else:
+        await _sync_thread(ctx, job, route, view, now)
+    if view.state == "open" and now < view.last_seen + RESOLVE_SECONDS:
+        # Quiet incidents change too ("quiet for 10 min", then resolved): looked at again until then.
         later = (
             view.last_seen + QUIET_AFTER_SECONDS
             if now < view.last_seen + QUIET_AFTER_SECONDS
             else now + QUIET_REVIEW_SECONDS
         )
-        await _schedule_incident_update(
+        await schedule_incident_update(
             ctx, job, route, job.cause, at=min(later, view.last_seen + RESOLVE_SECONDS)
         )
+
+
+async def _sync_thread(
+    ctx: JobContext, job: IncidentUpdateJob, route: AlertRoute, view: IncidentView, now: float
+) -> None:
+    """Post the thread's batches not posted yet and edit the one that grew. A posted batch not yet full
+    is edited once it fills or its cause pauses (no failure for a slot), so a storm fills batches
+    rather than editing one over and over."""
+    again = False
+    for index, rows in enumerate(batches_of(view.listed)):
+        shown = view.batches.get(index)
+        if shown is not None and shown.ts and shown.shown == len(rows):
+            continue
+        growing = shown is not None and len(rows) < RUNS_PER_BATCH
+        if growing and now < view.last_seen + INCIDENT_UPDATE_SECONDS:
+            again = True
+            continue
+        try:
+            turn, ts = await ctx.alerts.claim_batch(
+                route, job.cause, view.generation, index, job.interaction, now
+            )
+        except StoreUnavailable as exc:
+            ctx.retry(exc.kind.value)
+        first = index * RUNS_PER_BATCH
+        text, blocks = incident_words.batch_text(rows, first), incident_words.batch_blocks(rows, first)
+        match turn:
+            case "busy":
+                again = True
+                continue
+            case "post":
+                sent = await web_api.post(
+                    ctx.client, route.channel_id, text, blocks=blocks, thread_ts=view.card_ts
+                )
+            case "update":
+                sent = await web_api.update(ctx.client, route.channel_id, ts, text, blocks=blocks)
+            case _:
+                assert_never(turn)
+        if not sent:
+            log.warning("a batch of an incident's runs could not be posted (%s)", sent.error)
+            ctx.retry_if_transient(sent)
+            again = True
+            continue
+        try:
+            await ctx.alerts.batch_shown(route, job.cause, index, sent.ts or ts, len(rows))
+        except StoreUnavailable as exc:
+            ctx.retry(exc.kind.value)
+    if again:
+        await schedule_incident_update(
+            ctx, job, route, job.cause, at=max(now, view.last_seen) + INCIDENT_UPDATE_SECONDS
+        )
+
+
+async def _message_missing(
+    ctx: JobContext, job: IncidentUpdateJob, route: AlertRoute, view: IncidentView, now: float
+) -> None:
+    """The cause's first card, which becomes the incident's message, is not posted yet: it waits its
+    turn in the channel. Looked at again shortly; past a grace time, the incident gets a message of
+    its own (the first card, should it come after all, then stays a card)."""
+    opened = view.opened_at or view.first_seen
+    if now < opened + MESSAGE_GRACE_SECONDS:
+        await schedule_incident_update(ctx, job, route, job.cause, at=now + INCIDENT_UPDATE_SECONDS)
+        return
+    text, blocks = _message(view, route, job.cause)
+    posted = await ctx.once(
+        "message",
+        lambda: web_api.post(ctx.client, route.channel_id, text, blocks=blocks),
+        across=f"incident-message:{route.route_id}:{job.cause}:{view.generation}",
+    )
+    if not posted.ts:
+        if not posted:
+            log.warning("an incident's message could not be posted (%s)", posted.error)
+            ctx.retry_if_transient(posted)
+        return
+    log.warning("an incident's first card was not posted in time; the incident got a message of its own")
+    try:
+        ts = await ctx.alerts.claim_convert(route, job.cause, view.generation, job.interaction, posted.ts)
+    except StoreUnavailable as exc:
+        ctx.retry(exc.kind.value)
+    if ts:
+        await _open(ctx, job, route, job.cause, ts)
 
 
 async def _follow(

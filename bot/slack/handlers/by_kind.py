@@ -9,19 +9,22 @@ from typing import assert_never
 from bot.jobs.kinds import (
     AlertJob,
     AnyJob,
+    BulkRerunJob,
     FollowJob,
+    IncidentActionJob,
     IncidentUpdateJob,
     LookupJob,
     PollJob,
     RefreshJob,
     RerunJob,
+    RerunWatchJob,
     ShareJob,
     ShortcutJob,
     StopJob,
     UnfollowJob,
     UnfurlJob,
 )
-from bot.slack.handlers import alerts, following, lookups, operate, unfurl
+from bot.slack.handlers import alerts, following, incident_actions, lookups, operate, unfurl
 from bot.slack.handlers.context import JobContext
 
 BoundHandler = Callable[[JobContext], Awaitable[None]]
@@ -52,6 +55,12 @@ def handler_for(job: AnyJob) -> BoundHandler:
             return partial(alerts.run_alert, job=job)
         case IncidentUpdateJob():
             return partial(alerts.run_incident_update, job=job)
+        case IncidentActionJob():
+            return partial(incident_actions.run_incident_action, job=job)
+        case BulkRerunJob():
+            return partial(incident_actions.run_bulk_rerun, job=job)
+        case RerunWatchJob():
+            return partial(incident_actions.run_rerun_watch, job=job)
         case UnfurlJob():
             return partial(unfurl.run_unfurl, job=job)
         case _:

@@ -44,7 +44,7 @@ async def may_operate(ctx: JobContext, user: str | None, operators: Operators) -
     return False
 
 
-async def _permitted(ctx: JobContext, action: str, request: ActionRequest) -> bool:
+async def permitted(ctx: JobContext, action: str, request: ActionRequest, what: str = "executions") -> bool:
     """True when the person may act; otherwise they are told who can, and the refusal is logged."""
     try:
         operators = await ctx.actions.operators(ctx.workspace)
@@ -59,7 +59,7 @@ async def _permitted(ctx: JobContext, action: str, request: ActionRequest) -> bo
         "reply",
         response_type="ephemeral",
         replace_original=False,
-        text=words.not_allowed(action, operators.users, operators.groups),
+        text=words.not_allowed(action, operators.users, operators.groups, what),
     )
     return False
 
@@ -85,7 +85,7 @@ async def _fresh(ctx: JobContext, execution_id: str, account: str | None, status
 
 async def run_rerun(ctx: JobContext, job: RerunJob) -> None:
     request = _request(ctx, job)
-    if not await _permitted(ctx, "rerun", request):
+    if not await permitted(ctx, "rerun", request):
         return
     try:
         new_id = await ctx.actions.rerun(request)
@@ -141,7 +141,7 @@ async def run_rerun(ctx: JobContext, job: RerunJob) -> None:
 
 async def run_stop(ctx: JobContext, job: StopJob) -> None:
     request = _request(ctx, job)
-    if not await _permitted(ctx, "stop", request):
+    if not await permitted(ctx, "stop", request):
         return
     try:
         await ctx.actions.stop(request)

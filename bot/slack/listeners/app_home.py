@@ -16,7 +16,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
 from bot.refold.credentials import AuthKind, mask_secret
-from bot.render.alerts import IncidentFacts
 from bot.render.errors import describe
 from bot.render.follow import FollowLine
 from bot.render.home import (
@@ -28,6 +27,7 @@ from bot.render.home import (
     RecentView,
     home_view,
 )
+from bot.render.incident import IncidentFacts
 from bot.render.status import ConnectionFacts
 from bot.slack.admins import is_workspace_admin
 from bot.slack.follow_records import FollowKit, follow_lines

@@ -17,9 +17,9 @@ from bot.jobs.kinds import FollowJob, LookupJob, Target
 from bot.parse import AlertsCommand, InvalidCommand, LookupCommand, VerbCommand, parse_command
 from bot.refold.credentials import AuthKind, mask_secret
 from bot.render import messages
-from bot.render.alerts import incidents_list
 from bot.render.errors import describe
 from bot.render.follow import AuditLine, audit_lines, following_list
+from bot.render.incident import incidents_list
 from bot.render.modals import disconnect_prompt
 from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import inline
