@@ -277,13 +277,13 @@ class Storm:
         return dict(kinds)
 
     def incident_bytes(self) -> tuple[int, dict[str, int]]:
-        """MEMORY USAGE of every *incident* key, and of each incident's own keys (its hash, accounts set
-        and first-accounts list) by incident."""
+        """MEMORY USAGE of every *incident* key, and of each incident's own keys (its hash and the keys
+        beside it: accounts, runs, thread batches, reruns) by incident."""
         total, by_incident = 0, Counter[str]()
         for key in self.client.scan_iter(match="*incident*", count=1000):
             size = int(self.client.memory_usage(key) or 0)
             total += size
-            own = re.match(r"(.*:incident:[0-9a-f]+:[0-9a-f]+)(:accounts|:first-accounts)?$", key.decode())
+            own = re.match(r"(.*:incident:[0-9a-f]+:[0-9a-f]+)(:[a-z-]+)?$", key.decode())
             if own:
                 by_incident[own.group(1)] += size
         return total, dict(by_incident)
@@ -335,7 +335,7 @@ class Storm:
             "incident_bytes": incident_bytes,
             "by_incident": by_incident,
             "given_up": worker_log.count("an alert could not be posted"),
-            "fallback_cards": worker_log.count("an incident's message was not posted in time"),
+            "fallback_cards": worker_log.count("the incident got a message of its own"),
         }
 
     def stop(self) -> None:
@@ -381,7 +381,7 @@ def table(storm: Storm, got: dict[str, Any]) -> str:
         ("run IDs reachable at the end", f"{got['reached']} of {got['wanted']}"),
         ('worker log: "an alert could not be posted" (runs given up)', f"{got['given_up']}"),
         (
-            'worker log: "an incident\'s message was not posted in time" (card put in the channel)',
+            'worker log: "the incident got a message of its own" (its first card came too late)',
             f"{got['fallback_cards']}",
         ),
         (
@@ -412,7 +412,7 @@ def table(storm: Storm, got: dict[str, Any]) -> str:
         ),
         ("MEMORY USAGE of the *incident* keys, total", f"{got['incident_bytes'] / 1e3:.1f} kB"),
         (
-            "MEMORY USAGE per incident (its hash, accounts set, first-accounts list)",
+            "MEMORY USAGE per incident (its hash and the keys beside it)",
             ", ".join(f"{b / 1e3:.1f}" for b in sorted(got["by_incident"].values())) + " kB",
         ),
         (

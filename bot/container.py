@@ -16,6 +16,7 @@ import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from saq import Worker
+from saq.types import Context
 
 from bot.jobs.queue import RUN, STANDBY_PREFIX, JobQueue
 from bot.refold.client import RefoldClient, RetryPolicy, make_http_client, warm_up
@@ -86,7 +87,7 @@ class Container:
     tasks: BackgroundTasks  # work started after an ack; drained on shutdown
     dispatcher: Dispatcher
     responder: Responder
-    standby: Worker | None = None
+    standby: Worker[Context] | None = None
     standby_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -117,7 +118,9 @@ class Container:
         if facts.eviction is not None and facts.eviction != "noeviction":
             log.warning("Redis %s", eviction_problem(facts.eviction))
 
-    def saq_worker(self, concurrency: int, *, drain_seconds: int = 10, standby: bool = False) -> Worker:
+    def saq_worker(
+        self, concurrency: int, *, drain_seconds: int = 10, standby: bool = False
+    ) -> Worker[Context]:
         """saq's worker over this process's queue; `standby`: the web process's, which takes jobs
         only while no worker process is alive."""
         return Worker(

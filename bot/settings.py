@@ -5,6 +5,7 @@ Names are a contract with deployment tooling (see DESIGN.md); keep them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -325,11 +326,12 @@ def inspect_settings(purpose: str = "serve") -> tuple[Settings, list[tuple[str, 
             name.lower(): fields[name.lower()].default for name in error.variables if name.lower() in fields
         }
         settings = Settings(**defaults)
-    more = {
+    checks: dict[str, Callable[[], list[tuple[str, str]]]] = {
         "serve": settings.serve_problems,
         "store": lambda: settings._credentials_key_problems() + settings.redis_url_problems(),
-        "values": list,
-    }[purpose]()
+        "values": lambda: [],
+    }
+    more = checks[purpose]()
     known = {name for name, _ in invalid}
     return settings, invalid + [problem for problem in more if problem[0] not in known]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +22,15 @@ import pytest
 from tests.conftest import run_cli
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack, Message
-from tests.harness import API_KEY, EXEC_ID, BotServer, connect, wait_for_live_worker
+from tests.harness import (
+    API_KEY,
+    EXEC_ID,
+    BotServer,
+    block_actions,
+    connect,
+    max_in_window,
+    wait_for_live_worker,
+)
 from tests.test_e2e_unfurl_home import open_home
 from tests.test_e2e_worker import Workers
 
@@ -429,3 +438,163 @@ def test_with_a_public_url_turning_alerts_on_subscribes_the_webhook_in_refold_an
         assert bot.webhook(route, workflow_event(EXEC_ID)).status_code == 404
     finally:
         bot.stop()
+
+
+def storm_of_one_cause(
+    bot: BotServer, refold: FakeRefold, route: str, runs: int, accounts: int
+) -> list[tuple[str, str]]:
+    """`runs` failures of one cause (an expired token, each error with its own numbers) across
+    `accounts` linked accounts, delivered; their (execution ID, account)."""
+    made = []
+    for index in range(runs):
+        execution_id, account = new_id(), f"customer-{index % accounts}"
+        error = {"error": f"401 Unauthorized: token {uuid.uuid4().hex} expired at portal {1000 + index}"}
+        refold.add_execution(execution_id, failing_with(error, account), linked_account_id=account)
+        assert (
+            bot.webhook(route, workflow_event(execution_id, name="Nightly sync", account=account)).json()[
+                "result"
+            ]
+            == "accepted"
+        )
+        made.append((execution_id, account))
+    return made
+
+
+def the_incident(slack: FakeSlack, *needles: str, timeout: float = 60) -> Message:
+    """The channel's incident message once it shows every needle (in its text or its blocks)."""
+
+    def found(s: FakeSlack) -> Message | None:
+        for message in s.channel_messages(CHANNEL):
+            shown = json.dumps([message.text, message.blocks])
+            if "*Incident*" in shown and all(n in shown for n in needles):
+                return message
+        return None
+
+    message: Message = slack.wait_for(found, timeout=timeout)
+    return message
+
+
+def press(
+    bot: BotServer,
+    slack: FakeSlack,
+    message: Message,
+    action_id: str,
+    key: str,
+    *,
+    user: str = "U1",
+    option: int = 0,
+) -> None:
+    """Press a button (or pick an overflow menu's option) on a channel message, as Slack sends it."""
+    for block in message.blocks or []:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == action_id:
+                value = element["options"][option]["value"] if "options" in element else element["value"]
+                payload = block_actions(
+                    action_id,
+                    value,
+                    slack.response_url(key),
+                    user=user,
+                    ephemeral=False,
+                    message={"ts": message.ts, "text": message.text, "blocks": message.blocks},
+                    message_ts=message.ts,
+                    action_ts=f"{time.time():.6f}",
+                )
+                assert bot.interaction(payload).status_code == 200
+                return
+    raise AssertionError(f"no {action_id} on the message")
+
+
+def reruns_asked(refold: FakeRefold) -> list[tuple[str, float]]:
+    """Each rerun call Refold received: the execution it was for, and when."""
+    with refold.lock:
+        return [(r["path"].split("/")[-2], r["at"]) for r in refold.requests if r["endpoint"] == "rerun"]
+
+
+@pytest.mark.timeout(300)
+def test_rerun_failed_reruns_each_failed_run_once_within_refolds_rate_through_a_killed_worker(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str, tmp_path: Path
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key)
+    slack.enforce_limits()
+    workers = Workers(bot, tmp_path)
+    first = workers.start()
+    try:
+        wait_for_live_worker(redis_url)
+        failed = storm_of_one_cause(bot, refold, route, 30, 12)
+        incident = the_incident(slack, "*30 failed runs*", "Rerun failed (30)", timeout=120)
+        confirm = json.dumps(incident.blocks)
+        assert "*30 failed runs* across *12 linked accounts*" in confirm and "about 3 s" in confirm
+        # Someone who may not rerun is refused, and nothing is rerun.
+        press(bot, slack, incident, "incident_rerun", "rerun-by-u2", user="U2")
+        (refused,) = slack.wait_responses("rerun-by-u2")
+        assert "may rerun, snooze or resolve incidents" in refused["text"]
+        assert refused["response_type"] == "ephemeral" and reruns_asked(refold) == []
+        # An admin presses; Refold holds the 12th rerun while its worker is killed.
+        refold.hold_rerun = 12
+        press(bot, slack, incident, "incident_rerun", "rerun-by-u1")
+        (pressed,) = slack.wait_responses("rerun-by-u1")
+        assert "Rerunning 30 failed runs across 12 linked accounts" in pressed["text"]
+        assert refold.rerun_held.wait(60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        refold.release_rerun.set()
+        workers.start()
+        # The run Refold took from the killed worker is not asked again (Refold may have started it):
+        # 29 new runs are followed to their end, and the accounts they completed for recover.
+        done = the_incident(
+            slack,
+            "29 runs rerun: 29 completed",
+            "1 not confirmed by Refold",
+            "*recovering*: 12 of 12",
+            timeout=150,
+        )
+        assert "Rerun failed" not in json.dumps(done.blocks)
+        # A second press (a stale button) starts nothing new.
+        press(bot, slack, incident, "incident_rerun", "rerun-again")
+        (again,) = slack.wait_responses("rerun-again")
+        assert "Nothing new to rerun" in again["text"]
+    finally:
+        refold.release_rerun.set()
+        workers.stop_all()
+    asked = reruns_asked(refold)
+    # Exactly one rerun call per failed execution, never more than 20 in a second.
+    assert sorted(e for e, _ in asked) == sorted(e for e, _ in failed)
+    assert max_in_window([at for _, at in asked], 1.0) <= 20
+    top = [m for m in slack.channel_messages(CHANNEL) if "turned on Refold alerts" not in str(m.text)]
+    assert len(top) == 1
+    assert [c.method for c in slack.refused] == []
+
+
+@pytest.mark.timeout(240)
+def test_a_snoozed_incident_counts_failures_without_posting_then_resolve_and_a_new_failure_reopen_it(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key)
+    slack.enforce_limits()
+    storm_of_one_cause(bot, refold, route, 2, 2)
+    incident = the_incident(slack, "*2 failed runs*", "incident_snooze")
+    press(bot, slack, incident, "incident_snooze", "snooze", option=0)  # for 1 h
+    (snoozed,) = slack.wait_responses("snooze")
+    assert "Snoozed until" in snoozed["text"]
+    the_incident(slack, ":zzz: Snoozed by <@U1>", "End snooze")
+    held = storm_of_one_cause(bot, refold, route, 3, 3)
+    the_incident(slack, "*5 failed runs*", "3 failures held back")
+    # Counted on the message; nothing posted: not a message, not a thread line.
+    shown = every_message_text(slack)
+    assert not any(e in shown for e, _ in held)
+    press(bot, slack, the_incident(slack, "End snooze"), "incident_unsnooze", "unsnooze")
+    slack.wait_responses("unsnooze")
+    # The thread catches up with what the snooze held back.
+    slack.wait_for(lambda s: all(e in every_message_text(s) for e, _ in held), timeout=40)
+    press(bot, slack, the_incident(slack, "incident_resolve"), "incident_resolve", "resolve")
+    (resolved,) = slack.wait_responses("resolve")
+    assert "Resolved" in resolved["text"]
+    over = the_incident(slack, "*resolved* by <@U1>")
+    assert "incident_resolve" not in json.dumps(over.blocks)
+    # A failure of the cause soon after reopens the same message.
+    storm_of_one_cause(bot, refold, route, 1, 1)
+    reopened = the_incident(slack, "*6 failed runs*", "(reopened at", timeout=40)
+    assert reopened.ts == incident.ts
+    top = [m for m in slack.channel_messages(CHANNEL) if "turned on Refold alerts" not in str(m.text)]
+    assert len(top) == 1
+    assert [c.method for c in slack.refused] == []

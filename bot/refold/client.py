@@ -130,7 +130,8 @@ def _field_from_text(body: str, name: str) -> str | None:
     if not match:
         return None
     try:
-        return json.loads(f'"{match.group(1)}"')
+        text: str = json.loads(f'"{match.group(1)}"')
+        return text
     except ValueError:
         return match.group(1)
 

@@ -78,9 +78,10 @@ def who_may_operate(users: Sequence[str], groups: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 
 
-def not_allowed(action: str, users: Sequence[str], groups: Sequence[str], what: str = "executions") -> str:
+def not_allowed(may: str, users: Sequence[str], groups: Sequence[str]) -> str:
+    """`may`: what was refused, as in "rerun executions"."""
     return (
-        f":lock: Only {who_may_operate(users, groups)} may {action} {what} from Slack. "
+        f":lock: Only {who_may_operate(users, groups)} may {may} from Slack. "
         "Ask one of them, or ask an admin to add you in `/execution connect`."
     )
 

@@ -128,6 +128,7 @@ if ARGV[3] ~= '' and redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 then
   end
 end
 if role ~= 'card' then redis.call('ZADD', KEYS[4], ARGV[1], ARGV[12]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[7]))
 for i = 1, 9 do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[7]) end
 end

@@ -129,7 +129,8 @@ class RedisInstallationStore(AsyncInstallationStore):
         if token is None:
             return None
         try:
-            return json.loads(self._cipher.decrypt(token))
+            record: dict[str, Any] = json.loads(self._cipher.decrypt(token))
+            return record
         except (InvalidToken, ValueError):
             # Unreadable means reinstall: treating it as absent makes Bolt answer "not installed".
             log.error("installation record %s cannot be read; the workspace must reinstall", key)

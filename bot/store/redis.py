@@ -64,7 +64,7 @@ def _primary_of(target: SentinelUrl, options: dict[str, object], timeout: float)
         min_other_sentinels=0,
         sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout, **tls, **tls_options},
     )
-    return sentinel.master_for(
+    master: aioredis.Redis = sentinel.master_for(
         target.service_name,
         redis_class=aioredis.Redis,
         connection_pool_class=_BlockingSentinelPool,
@@ -74,6 +74,7 @@ def _primary_of(target: SentinelUrl, options: dict[str, object], timeout: float)
         **tls,
         **options,
     )
+    return master
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import copy
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -165,6 +166,11 @@ class FakeRefold(LoopbackServer):
         # then COMPLETED), and (old, new) IDs are recorded.
         self.rerun_progression: list[dict[str, Any]] | None = None
         self.reruns: list[tuple[str, str]] = []
+        # Hold the Nth rerun (1-based) after starting its run and before answering, until released:
+        # a worker killed meanwhile has asked Refold and never heard back.
+        self.hold_rerun: int | None = None
+        self.rerun_held = threading.Event()
+        self.release_rerun = threading.Event()
         # Webhook subscriptions (registerWebhook), by ID, as the bot registered them.
         self.webhooks: dict[str, dict[str, Any]] = {}
 
@@ -198,6 +204,9 @@ class FakeRefold(LoopbackServer):
             self.requests.clear()
             self.rerun_progression = None
             self.reruns.clear()
+            self.hold_rerun = None
+            self.rerun_held.clear()
+            self.release_rerun.clear()
             self.webhooks.clear()
 
     def count(self, endpoint: str) -> int:
@@ -344,6 +353,10 @@ class FakeRefold(LoopbackServer):
             progression = copy.deepcopy(self.rerun_progression or [running, finished])
             self.executions[new_id] = StoredExecution(progression[0], stored.linked_account_id, progression)
             self.reruns.append((request.match_info["execution_id"], new_id))
+            hold = self.hold_rerun == len(self.reruns)
+        if hold:
+            self.rerun_held.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release_rerun.wait, 60)
         return web.json_response({"message": "Execution queued", "instanceId": new_id})
 
     async def _stop(self, request: web.Request) -> web.Response:

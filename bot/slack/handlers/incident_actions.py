@@ -94,7 +94,7 @@ async def run_incident_action(ctx: JobContext, job: IncidentActionJob) -> None:
     request = ActionRequest(
         ctx.workspace, execution_id="", linked_account_id=None, who=who, key=job.interaction
     )
-    if not await permitted(ctx, f"incident {job.action}", request, what="incidents"):
+    if not await permitted(ctx, f"incident {job.action}", request, may="rerun, snooze or resolve incidents"):
         return
     now = time.time()
     try:

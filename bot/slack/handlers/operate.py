@@ -44,8 +44,9 @@ async def may_operate(ctx: JobContext, user: str | None, operators: Operators) -
     return False
 
 
-async def permitted(ctx: JobContext, action: str, request: ActionRequest, what: str = "executions") -> bool:
-    """True when the person may act; otherwise they are told who can, and the refusal is logged."""
+async def permitted(ctx: JobContext, action: str, request: ActionRequest, *, may: str = "") -> bool:
+    """True when the person may act; otherwise they are told who can (`may`: what they were refused,
+    by default "<action> executions"), and the refusal is audited."""
     try:
         operators = await ctx.actions.operators(ctx.workspace)
     except BotError as exc:
@@ -59,7 +60,7 @@ async def permitted(ctx: JobContext, action: str, request: ActionRequest, what: 
         "reply",
         response_type="ephemeral",
         replace_original=False,
-        text=words.not_allowed(action, operators.users, operators.groups, what),
+        text=words.not_allowed(may or f"{action} executions", operators.users, operators.groups),
     )
     return False
 
