@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import assert_never
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,9 +20,26 @@ from bot.jobs.kinds import AlertJob, Origin, ReplyTarget
 from bot.logs import bind_request, request_id_var
 from bot.refold.webhooks import SIGNATURE_HEADER
 from bot.store.errors import StoreUnavailable
-from bot.usecases.alerts import MAX_BODY_BYTES
+from bot.usecases.alerts import MAX_BODY_BYTES, Outcome
 
 log = logging.getLogger(__name__)
+
+
+def http_status(outcome: Outcome) -> int:
+    """Refold retries anything but a 2xx: refusals it should not retry are still answered as such."""
+    match outcome:
+        case "unknown_route":
+            return 404
+        case "not_connected":
+            return 403
+        case "bad_signature":
+            return 401
+        case "unreadable":
+            return 400
+        case "filtered" | "duplicate" | "accepted":
+            return 200
+        case _:
+            assert_never(outcome)
 
 
 async def read_capped(request: Request, limit: int) -> bytes | None:
@@ -58,15 +76,16 @@ def webhook_endpoint(c: Container) -> Callable[[Request], Awaitable[Response]]:
         route = verdict.route
         if route is not None:
             bind_request(route.team_id or route.enterprise_id, request_id_var.get())
-        if verdict.status != 200:
+        status = http_status(verdict.outcome)
+        if status != 200:
             log.warning(
                 "refused a Refold webhook delivery for route %s…: %s (%d)",
                 "".join(ch for ch in route_id[:6] if ch.isalnum()),
                 verdict.reason,
-                verdict.status,
+                status,
             )
             metrics.WEBHOOKS.labels(verdict.outcome).inc()
-            return JSONResponse({"error": verdict.reason}, status_code=verdict.status)
+            return JSONResponse({"error": verdict.reason}, status_code=status)
         delivery = verdict.delivery
         if route is None or delivery is None:
             log.info("Refold webhook delivery acknowledged, nothing to post (%s)", verdict.reason)
@@ -78,13 +97,7 @@ def webhook_endpoint(c: Container) -> Callable[[Request], Awaitable[Response]]:
                 reply=ReplyTarget(channel_id=route.channel_id, ephemeral=False),
                 interaction=f"alert:{route.route_id}:{delivery.dedupe_name}",
                 route_id=route.route_id,
-                event=delivery.event.value,
-                linked_account_id=delivery.linked_account_id,
-                instance_id=delivery.instance_id,
-                workflow_id=delivery.workflow_id,
-                workflow_name=delivery.workflow_name,
-                environment=delivery.environment,
-                app=delivery.app,
+                delivery=delivery,
             )
         )
         log.info("Refold webhook delivery accepted: %s", delivery.event.value)

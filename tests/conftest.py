@@ -25,6 +25,13 @@ redis_server = factories.redis_proc(port=None)
 outage_redis_server = factories.redis_proc(port=None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in a `test_e2e_*` module is end to end: it starts the bot's own processes."""
+    for item in items:
+        if item.path.name.startswith("test_e2e_"):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(autouse=True)
 def _fast_stamina() -> Iterator[None]:
     # Backoff waits are real in production; in tests only the attempt count matters.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from importlib.metadata import version
 
 import httpx
 import pytest
@@ -49,6 +50,17 @@ async def test_api_key_auth_reads_current_generation(refold: FakeRefold, client:
     assert sent["headers"]["x-api-key"] == "tk_test_key"
     assert sent["headers"]["linked_account_id"] == "acme"
     assert "Authorization" not in sent["headers"]
+
+
+async def test_requests_name_the_bot_and_its_installed_release(
+    refold: FakeRefold, client: RefoldClient
+) -> None:
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    await client.get_execution(api_key_creds(refold), EXEC_ID)
+    assert (
+        refold.requests[-1]["headers"]["user-agent"]
+        == f"refold-execution-bot/{version('refold-execution-bot')}"
+    )
 
 
 async def test_session_token_auth(refold: FakeRefold, client: RefoldClient) -> None:

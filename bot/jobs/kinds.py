@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from bot.refold.webhooks import Delivery
 from bot.usecases.workspace import Workspace
 
 
@@ -136,13 +137,7 @@ class AlertJob(JobBase):
 
     kind: Literal["alert"] = "alert"
     route_id: str
-    event: str  # Refold's event name
-    linked_account_id: str | None = None
-    instance_id: str | None = None  # workflow events
-    workflow_id: str | None = None
-    workflow_name: str | None = None
-    environment: str | None = None  # connection events
-    app: str | None = None  # connection events
+    delivery: Delivery
 
 
 class IncidentUpdateJob(JobBase):

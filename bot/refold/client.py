@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -42,7 +43,18 @@ log = logging.getLogger(__name__)
 
 EXECUTION_PATH = "/api/v2/public/execution"
 WEBHOOK_PATH = "/api/v2/public/webhook"
-USER_AGENT = "refold-execution-bot/0.1"
+
+
+def _version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a copy that was never installed
+        return "0+unknown"
+
+
+DISTRIBUTION = "refold-execution-bot"
+# Refold's operators can tell this bot's requests, and which release sent them.
+USER_AGENT = f"{DISTRIBUTION}/{_version()}"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from bot.refold.ids import InvalidExecutionId, normalize_execution_id
 
@@ -47,8 +48,11 @@ class UnreadableDelivery(ValueError):
     """Not JSON, not an object, or not an event the bot knows."""
 
 
-@dataclass(frozen=True)
-class Delivery:
+class Delivery(BaseModel):
+    """One delivery as the bot acts on it; carried whole inside the job that posts it."""
+
+    model_config = ConfigDict(frozen=True)
+
     event: WebhookEvent
     linked_account_id: str | None
     instance_id: str | None = None  # workflow events: the run

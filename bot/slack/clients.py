@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import aiohttp
+from cachetools import LRUCache
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -112,7 +113,7 @@ class SlackClients:
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         # In OAuth mode this tokenless client is what Bolt copies per request.
         self.default = new_client(settings, token, pacer)
-        self._by_token: dict[str, AsyncWebClient] = {}
+        self._by_token: LRUCache[str, AsyncWebClient] = LRUCache(maxsize=MAX_CACHED_CLIENTS)
 
     async def for_origin(self, origin: Origin) -> AsyncWebClient | None:
         """The client that acts for this workspace; None when it has no installation (any more)."""
@@ -125,7 +126,5 @@ class SlackClients:
             return None
         client = self._by_token.get(bot.bot_token)
         if client is None:
-            if len(self._by_token) >= MAX_CACHED_CLIENTS:
-                self._by_token.clear()
             client = self._by_token[bot.bot_token] = new_client(self._settings, bot.bot_token, self._pacer)
         return client

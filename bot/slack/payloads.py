@@ -160,3 +160,105 @@ def sketch(raw: bytes) -> tuple[str, str]:
         kind = "unreadable"
     safe = "".join(ch for ch in team[:24] if ch.isalnum()) or "-"
     return "".join(ch for ch in kind[:60] if ch.isprintable()), safe
+
+
+def _strings(value: Any, limit: int = 100) -> list[str]:
+    return [v for v in value if isinstance(v, str)][:limit] if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
+class EventEnvelope:
+    """An Events API delivery's outer fields: its ID (the same on Slack's redeliveries) and kind."""
+
+    event_id: str | None
+    kind: str | None
+
+    @classmethod
+    def read(cls, body: dict[str, Any]) -> EventEnvelope:
+        if body.get("type") != "event_callback":
+            return cls(None, None)
+        return cls(_str(body.get("event_id")), _str(_dict(body.get("event")).get("type")))
+
+
+@dataclass(frozen=True)
+class SharedLinks:
+    """A `link_shared` event: the links, where they were shared, and by whom."""
+
+    event_id: str | None
+    urls: list[str]
+    channel_id: str | None
+    message_ts: str | None
+    user_id: str | None
+    unfurl_id: str | None  # links still in the message composer
+    source: str | None
+
+    @classmethod
+    def read(cls, body: dict[str, Any], event: dict[str, Any]) -> SharedLinks:
+        raw = event.get("links")
+        links: list[Any] = raw if isinstance(raw, list) else []
+        return cls(
+            event_id=_str(body.get("event_id")),
+            urls=[url for url in (_str(_dict(link).get("url")) for link in links) if url],
+            channel_id=_str(event.get("channel")),
+            message_ts=_str(event.get("message_ts")),
+            user_id=_str(event.get("user")),
+            unfurl_id=_str(event.get("unfurl_id")),
+            source=_str(event.get("source")),
+        )
+
+
+@dataclass(frozen=True)
+class HomeOpened:
+    """An `app_home_opened` event: who opened which tab."""
+
+    user_id: str | None
+    tab: str | None
+
+    @classmethod
+    def read(cls, event: dict[str, Any]) -> HomeOpened:
+        return cls(_str(event.get("user")), _str(event.get("tab")))
+
+
+@dataclass(frozen=True)
+class RevokedTokens:
+    """A `tokens_revoked` event: the bot's token, people's tokens (their user IDs), or both."""
+
+    bot: bool
+    users: list[str]
+
+    @classmethod
+    def read(cls, event: dict[str, Any]) -> RevokedTokens:
+        tokens = _dict(event.get("tokens"))
+        return cls(bool(tokens.get("bot")), _strings(tokens.get("oauth")))
+
+
+@dataclass(frozen=True)
+class ModalState:
+    """A submitted modal's inputs, by block ID (each block holds one input under `action_id`)."""
+
+    values: dict[str, Any]
+    action_id: str
+
+    @classmethod
+    def read(cls, view: dict[str, Any], action_id: str) -> ModalState:
+        return cls(_dict(_dict(view.get("state")).get("values")), action_id)
+
+    def _element(self, block: str) -> dict[str, Any]:
+        return _dict(_dict(self.values.get(block)).get(self.action_id))
+
+    def text(self, block: str) -> str | None:
+        """A text input's value (trimmed), or a radio group's chosen option; None when empty."""
+        element = self._element(block)
+        if element.get("type") == "radio_buttons":
+            return _str(_dict(element.get("selected_option")).get("value"))
+        value = element.get("value")
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    def chosen(self, block: str) -> list[str]:
+        """The IDs a multi-select holds: people (`selected_users`) or user groups (`selected_options`)."""
+        element = self._element(block)
+        if isinstance(element.get("selected_users"), list):
+            return [u for u in _strings(element["selected_users"]) if u.isalnum()]
+        options = element.get("selected_options")
+        ids = _strings([_dict(o).get("value") for o in options] if isinstance(options, list) else [])
+        return [i for i in ids if i.isalnum()]

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, SecretStr, ValidationError, field_serializer
-from redis.exceptions import WatchError
+from redis.asyncio.client import Pipeline
 
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.store import keys
@@ -99,7 +99,7 @@ class CredentialStore:
     async def rotate_all(self) -> tuple[int, int]:
         """Re-encrypt every record under the newest key. Returns (rotated, unreadable).
 
-        Each record is swapped with WATCH/MULTI, so a connect that lands meanwhile is never overwritten.
+        Each record is swapped in a WATCH/MULTI transaction, so a connect that lands meanwhile is never overwritten.
         """
         rotated = unreadable = 0
         async with redis_errors():
@@ -110,22 +110,21 @@ class CredentialStore:
         return rotated, unreadable
 
     async def _rotate_one(self, key: bytes) -> bool | None:
-        for _ in range(5):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    token = await pipe.get(key)
-                    if token is None:
-                        return None
-                    try:
-                        fresh = self._cipher.rotate(token)
-                    except InvalidToken:
-                        log.error("record %s cannot be decrypted with any key; left as is", key.decode())
-                        return False
-                    pipe.multi()
-                    pipe.set(key, fresh, keepttl=True)
-                    await pipe.execute()
-                    return True
-                except WatchError:
-                    continue
-        return None
+        """True when re-encrypted, False when no key reads it, None when it is gone. redis-py's
+        `transaction` runs the swap again whenever the record changed under it."""
+
+        async def swap(pipe: Pipeline) -> bool | None:
+            token = await pipe.get(key)
+            if token is None:
+                return None
+            try:
+                fresh = self._cipher.rotate(token)
+            except InvalidToken:
+                log.error("record %s cannot be decrypted with any key; left as is", key.decode())
+                return False
+            pipe.multi()
+            pipe.set(key, fresh, keepttl=True)
+            return True
+
+        result: bool | None = await self._redis.transaction(swap, key, value_from_callable=True)
+        return result

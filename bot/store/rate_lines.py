@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from cachetools import LRUCache
 from pyrate_limiter import GCRA, Rate
 from pyrate_limiter.buckets.redis_state import RedisStateStore
 from redis.commands.core import AsyncScript
@@ -77,7 +78,7 @@ class RedisRateLine:
         self._hold_key = hold_key
         self._name = name
         self._algorithm = GCRA()
-        self._stores: dict[str, RedisStateStore] = {}
+        self._stores: LRUCache[str, RedisStateStore] = LRUCache(maxsize=_MAX_STORES)
         self._lines: dict[str, _Line] = {}
         self._hold_script: AsyncScript | None = None
         self._down = False
@@ -189,8 +190,6 @@ class RedisRateLine:
     def _store(self, key: str) -> RedisStateStore:
         store = self._stores.get(key)
         if store is None:
-            if len(self._stores) >= _MAX_STORES:
-                self._stores.clear()
             store = self._stores[key] = RedisStateStore(self._redis, self._state_key(key))
         return store
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from bot.errors import BotError
 from bot.refold.causes import Cause
@@ -64,13 +65,18 @@ class TurnedOff:
     unregister_error: BotError | None = None
 
 
+# What became of a delivery. The endpoint turns it into an HTTP status; metrics count it by name.
+Outcome = Literal[
+    "unknown_route", "not_connected", "bad_signature", "unreadable", "filtered", "duplicate", "accepted"
+]
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """What the webhook endpoint answers, and what (if anything) is to be posted."""
+    """What became of a delivery, why, and what (if anything) is to be posted."""
 
-    status: int
+    outcome: Outcome
     reason: str
-    outcome: str  # a short name, for metrics
     route: AlertRoute | None = None
     delivery: Delivery | None = None
 
@@ -199,29 +205,30 @@ class AlertService:
     # --- deliveries ------------------------------------------------------------
 
     async def accept(self, route_id: str, body: bytes, signature: str | None) -> Verdict:
-        """Decide a delivery: 404 unknown route, 401 bad signature, 400 unreadable, 200 otherwise
-        (with the delivery when it is to be posted). Raises StoreUnavailable when Redis is away."""
+        """Decide a delivery: an unknown route, an unconnected workspace, a bad signature, an unreadable
+        body, an event the route does not post, one already received, or accepted (with the delivery
+        to post). Raises StoreUnavailable when Redis is away."""
         route = await self.routes.get(route_id)
         if route is None:
-            return Verdict(404, "unknown route", "unknown_route")
+            return Verdict("unknown_route", "unknown route")
         workspace = Workspace(route.team_id, route.enterprise_id)
         try:
             creds = (await self._resolver.resolve(workspace)).credentials
         except NotConnected:
-            return Verdict(403, "the route's workspace is not connected to Refold", "not_connected")
+            return Verdict("not_connected", "the route's workspace is not connected to Refold")
         if creds.kind is AuthKind.API_KEY and not signature_valid(
             body, signature, creds.secret.get_secret_value()
         ):
-            return Verdict(401, "invalid or missing x-cobalt-signature", "bad_signature")
+            return Verdict("bad_signature", "invalid or missing x-cobalt-signature")
         try:
             delivery = read_delivery(body)
         except UnreadableDelivery as exc:
-            return Verdict(400, str(exc), "unreadable")
+            return Verdict("unreadable", str(exc))
         if not wanted(route, delivery):
-            return Verdict(200, "not an event this route posts", "filtered", route)
+            return Verdict("filtered", "not an event this route posts", route)
         if not await self._seen.claim(f"webhook:{route.route_id}", delivery.dedupe_name):
-            return Verdict(200, "already received", "duplicate", route)
-        return Verdict(200, "accepted", "accepted", route, delivery)
+            return Verdict("duplicate", "already received", route)
+        return Verdict("accepted", "accepted", route, delivery)
 
     async def arrive_failure(
         self, route: AlertRoute, cause: Cause, alert: str, execution_id: str, account: str | None, now: float

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import Final
+
+from cachetools import TTLCache
 
 from bot.refold.credentials import RefoldCredentials
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials
 from bot.store.errors import NotConnected, SessionExpired
+
+_MISSING: Final = object()
 
 
 @dataclass(frozen=True)
@@ -60,21 +64,20 @@ class CredentialResolver:
         self._store = store
         self._default_base_url = default_base_url
         self._fallback = fallback
-        self._cache_seconds = cache_seconds
-        self._cache: dict[tuple[Scope, str], tuple[float, StoredCredentials | None]] = {}
+        # A connect or disconnect in another process shows here within cache_seconds.
+        self._cache: TTLCache[tuple[Scope, str], StoredCredentials | None] = TTLCache(
+            maxsize=10_000, ttl=cache_seconds
+        )
 
     def invalidate(self, scope: Scope, scope_id: str) -> None:
         self._cache.pop((scope, scope_id), None)
 
     async def _load(self, scope: Scope, scope_id: str) -> StoredCredentials | None:
-        now = time.monotonic()
-        hit = self._cache.get((scope, scope_id))
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        hit = self._cache.get((scope, scope_id), _MISSING)
+        if hit is not _MISSING:
+            return hit  # type: ignore[return-value]
         record = await self._store.load(scope, scope_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[(scope, scope_id)] = (now + self._cache_seconds, record)
+        self._cache[(scope, scope_id)] = record
         return record
 
     async def resolve(self, workspace: Workspace) -> ResolvedCredentials:

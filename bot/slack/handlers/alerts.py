@@ -52,37 +52,47 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
     if route is None:
         log.info("an alert's route is gone (turned off); nothing posted")
         return
-    if job.event == WebhookEvent.CONNECTION_EXPIRED:
-        text = words.connection_expired(job.app, job.linked_account_id, job.environment)
+    if job.delivery.event == WebhookEvent.CONNECTION_EXPIRED:
+        text = words.connection_expired(
+            job.delivery.app, job.delivery.linked_account_id, job.delivery.environment
+        )
         posted = await ctx.once("notice", lambda: web_api.post(ctx.client, route.channel_id, text))
         await _check_posted(ctx, route, posted)
         return
-    target = Target(execution_id=job.instance_id or "", linked_account_id=job.linked_account_id)
+    target = Target(
+        execution_id=job.delivery.instance_id or "", linked_account_id=job.delivery.linked_account_id
+    )
     # A transient failure, or a spent rate limit in a storm, is retried but on the last try.
     outcome = await ctx.fetch(target, patient=True)
     result = outcome.result
     if result is not None and not environment_wanted(route, result.execution.environment):
         log.info("alert for another environment than the route's; not posted")
         return
-    banner = words.alert_banner(job.event, job.linked_account_id)
+    banner = words.alert_banner(job.delivery.event, job.delivery.linked_account_id)
 
     def render(budget: CardBudget) -> Card:
         if result is None:
             text = words.unfetched_alert(
-                job.event, target.execution_id, job.workflow_name, job.linked_account_id, outcome.error or ""
+                job.delivery.event,
+                target.execution_id,
+                job.delivery.workflow_name,
+                job.delivery.linked_account_id,
+                outcome.error or "",
             )
             return Card(text=text, blocks=[kit.section(text)])
         return ctx.card(result, shareable=False, budget=budget, banner=banner)
 
-    if job.event == WebhookEvent.WORKFLOW_ERRORED and result is not None:
-        cause = cause_of(result.execution, workflow_id=job.workflow_id, workflow_name=job.workflow_name)
+    if job.delivery.event == WebhookEvent.WORKFLOW_ERRORED and result is not None:
+        cause = cause_of(
+            result.execution, workflow_id=job.delivery.workflow_id, workflow_name=job.delivery.workflow_name
+        )
         try:
             arrival = await ctx.alerts.arrive_failure(
                 route,
                 cause,
                 job.interaction,
                 target.execution_id,
-                job.linked_account_id,
+                job.delivery.linked_account_id,
                 time.time(),
             )
         except StoreUnavailable as exc:
@@ -93,7 +103,7 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
             return
     posted = await ctx.once("card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render))
     await _check_posted(ctx, route, posted)
-    if job.event == WebhookEvent.WORKFLOW_COMPLETED:
+    if job.delivery.event == WebhookEvent.WORKFLOW_COMPLETED:
         await _recover(ctx, job, route)
     if posted and posted.ts and result is not None and not result.execution.is_terminal:
         await _follow(ctx, job, route, result, posted.ts, None)
@@ -101,11 +111,11 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
 
 async def _recover(ctx: JobContext, job: AlertJob, route: AlertRoute) -> None:
     """A completed run of an account an incident hit: that incident is recovering."""
-    workflow = job.workflow_id or job.workflow_name
-    if not workflow or not job.linked_account_id:
+    workflow = job.delivery.workflow_id or job.delivery.workflow_name
+    if not workflow or not job.delivery.linked_account_id:
         return
     try:
-        causes = await ctx.alerts.succeeded(route, workflow, job.linked_account_id, time.time())
+        causes = await ctx.alerts.succeeded(route, workflow, job.delivery.linked_account_id, time.time())
     except StoreUnavailable:
         log.warning("a completed run could not count towards its incidents' recovery: Redis unavailable")
         return
@@ -357,7 +367,7 @@ async def _follow(
         result,
         shareable=False,
         follow=FollowMark(follow_id),
-        banner=words.alert_banner(job.event, job.linked_account_id),
+        banner=words.alert_banner(job.delivery.event, job.delivery.linked_account_id),
     )
     updated = await web_api.update(ctx.client, route.channel_id, ts, card.text, blocks=card.blocks)
     if not updated:

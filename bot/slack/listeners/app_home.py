@@ -34,7 +34,7 @@ from bot.slack.follow_records import FollowKit, follow_lines
 from bot.slack.incident_view import incident_facts
 from bot.slack.listeners.alert_settings import route_view
 from bot.slack.listeners.connect_form import open_connect_form
-from bot.slack.payloads import Interaction
+from bot.slack.payloads import HomeOpened, Interaction
 from bot.slack.responder import Responder
 from bot.store.credentials import Scope
 from bot.usecases.alerts import AlertService
@@ -55,8 +55,9 @@ class HomeSources:
 def register(app: AsyncApp, responder: Responder, sources: HomeSources) -> None:
     @app.event("app_home_opened")
     async def home_opened(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
-        user = event.get("user")
-        if event.get("tab") != "home" or not isinstance(user, str):
+        opened = HomeOpened.read(event)
+        user = opened.user_id
+        if opened.tab != "home" or user is None:
             return
         workspace = Workspace(context.team_id, context.enterprise_id)
         responder.later(publish_home(client, user, workspace, sources), "home")

@@ -33,7 +33,7 @@ from bot.render.modals import (
     connected_view,
 )
 from bot.slack.admins import is_workspace_admin
-from bot.slack.payloads import Interaction
+from bot.slack.payloads import Interaction, ModalState
 from bot.slack.reply import Reply
 from bot.slack.responder import Responder
 from bot.usecases.connect import ConnectRequest, ConnectService
@@ -43,27 +43,6 @@ log = logging.getLogger(__name__)
 
 # A view_submission must be answered within 3 s; Refold's check gets most of that.
 VERIFY_BUDGET_SECONDS = 2.2
-
-
-def _field(values: dict[str, Any], block: str) -> str | None:
-    element = (values.get(block) or {}).get(VALUE) or {}
-    if element.get("type") == "radio_buttons":
-        return (element.get("selected_option") or {}).get("value")
-    value = element.get("value")
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _chosen(values: dict[str, Any], block: str) -> list[str]:
-    """The IDs a multi-select holds: people (`selected_users`) or user groups (`selected_options`)."""
-    element = (values.get(block) or {}).get(VALUE) or {}
-    users = element.get("selected_users")
-    if isinstance(users, list):
-        return [u for u in users if isinstance(u, str) and u.isalnum()][:100]
-    options = element.get("selected_options")
-    if isinstance(options, list):
-        ids = [o.get("value") for o in options if isinstance(o, dict)]
-        return [i for i in ids if isinstance(i, str) and i.isalnum()][:100]
-    return []
 
 
 def _sentence(exc: BaseException) -> str:
@@ -110,7 +89,7 @@ def register(app: AsyncApp, responder: Responder, service: ConnectService) -> No
             )
             return
         scope = interaction.workspace.own_scope
-        values = (view.get("state") or {}).get("values") or {}
+        state = ModalState.read(view, VALUE)
         if scope is None:
             await ack(
                 response_action="errors", errors={SECRET_BLOCK: "Could not tell which workspace this is."}
@@ -118,19 +97,19 @@ def register(app: AsyncApp, responder: Responder, service: ConnectService) -> No
             return
         kind = (
             AuthKind.SESSION_TOKEN
-            if _field(values, KIND_BLOCK) == AuthKind.SESSION_TOKEN.value
+            if state.text(KIND_BLOCK) == AuthKind.SESSION_TOKEN.value
             else AuthKind.API_KEY
         )
         request = ConnectRequest(
             scope=scope[0],
             scope_id=scope[1],
             kind=kind,
-            secret=SecretStr(_field(values, SECRET_BLOCK) or ""),
-            linked_account_id=_field(values, ACCOUNT_BLOCK),
-            base_url=_field(values, BASE_URL_BLOCK),
+            secret=SecretStr(state.text(SECRET_BLOCK) or ""),
+            linked_account_id=state.text(ACCOUNT_BLOCK),
+            base_url=state.text(BASE_URL_BLOCK),
             connected_by=user_id,
-            operator_users=_chosen(values, OPERATOR_USERS_BLOCK),
-            operator_groups=_chosen(values, OPERATOR_GROUPS_BLOCK),
+            operator_users=state.chosen(OPERATOR_USERS_BLOCK),
+            operator_groups=state.chosen(OPERATOR_GROUPS_BLOCK),
         )
         try:
             record = service.prepare(request)

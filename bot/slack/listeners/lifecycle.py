@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.slack.payloads import RevokedTokens
 from bot.store.errors import StoreUnavailable
 from bot.store.installations import RedisInstallationStore
 from bot.usecases.alerts import AlertService
@@ -43,11 +44,11 @@ def register(
 
     @app.event("tokens_revoked")
     async def revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
-        tokens = event.get("tokens") or {}
-        if tokens.get("bot"):
+        revoked = RevokedTokens.read(event)
+        if revoked.bot:
             await forget(context)
         elif installations is not None:
-            for user_id in tokens.get("oauth") or []:
+            for user_id in revoked.users:
                 await installations.async_delete_installation(
                     enterprise_id=context.enterprise_id, team_id=context.team_id, user_id=user_id
                 )

@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
+from bot.slack.payloads import EventEnvelope
 from bot.store.errors import StoreUnavailable
 from bot.store.seen import SeenDeliveries
 
@@ -27,17 +28,19 @@ def register(app: AsyncApp, seen: SeenDeliveries) -> None:
     async def once_per_event(
         body: dict[str, Any], next: Callable[[], Awaitable[None]], resp: BoltResponse
     ) -> BoltResponse | None:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str) and event_id:
+        envelope = EventEnvelope.read(body)
+        event_id = envelope.event_id
+        if event_id:
             try:
                 first = await seen.claim("event", event_id[:100], EVENT_MEMORY_SECONDS)
             except StoreUnavailable:
                 log.warning("could not check an event for redelivery: Redis unavailable")
                 first = True
             if not first:
-                kind = (body.get("event") or {}).get("type") if isinstance(body.get("event"), dict) else None
                 log.info(
-                    "%s event %s was already received; this redelivery is acked only", kind, event_id[:20]
+                    "%s event %s was already received; this redelivery is acked only",
+                    envelope.kind,
+                    event_id[:20],
                 )
                 return BoltResponse(status=200, body="")
         await next()
