@@ -9,7 +9,6 @@ recorded as sent (`ctx.once`), so a job run again after its worker died repeats 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -225,18 +224,18 @@ async def schedule_incident_update(
 ) -> None:
     """One update per incident and slot, however many alerts ask: the queue keeps one job per key, so
     the message is edited at most once a slot."""
-    slot = math.ceil((at or time.time()) / INCIDENT_UPDATE_SECONDS) * INCIDENT_UPDATE_SECONDS
-    update = IncidentUpdateJob(
-        origin=job.origin,
-        reply=job.reply,
-        interaction=f"incident:{route.route_id}:{cause}:{slot}",
-        route_id=route.route_id,
-        cause=cause,
+    await ctx.once_a_slot(
+        lambda slot: IncidentUpdateJob(
+            origin=job.origin,
+            reply=job.reply,
+            interaction=f"incident:{route.route_id}:{cause}:{slot}",
+            route_id=route.route_id,
+            cause=cause,
+        ),
+        every=INCIDENT_UPDATE_SECONDS,
+        at=at or time.time(),
+        what="an incident's update",
     )
-    try:
-        await ctx.scheduler.enqueue(update, at=slot)
-    except StoreUnavailable:
-        log.warning("could not schedule an incident's update: Redis unavailable")
 
 
 async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:

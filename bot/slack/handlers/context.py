@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError, ErrorKind
-from bot.jobs.kinds import Origin, Target
+from bot.jobs.kinds import AnyJob, Origin, Target
 from bot.refold.place import watch_place
 from bot.render import messages
 from bot.render.blocks import Card, CardBudget, FollowMark, render_execution
@@ -24,6 +25,7 @@ from bot.slack.follow_records import FollowKit, Scheduler
 from bot.slack.reply import Reply
 from bot.slack.web_api import DELIVERED, Delivery
 from bot.store.deliveries import Deliveries
+from bot.store.errors import StoreUnavailable
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
 from bot.usecases.lookup import ExecutionLookup, LookupResult
@@ -171,6 +173,16 @@ class JobContext:
     async def answer(self, part: str, **message: Any) -> Delivery:
         """Answer; when Slack is briefly unable to take it and attempts remain, retry the job later."""
         return self.retry_if_transient(await self.once(part, lambda: self.reply.send(**message)))
+
+    async def once_a_slot(self, make: Callable[[int], AnyJob], *, every: int, at: float, what: str) -> None:
+        """Schedule `make(slot)` at the end of the `every`-second slot `at` falls in. Jobs are keyed by
+        their slot, and the queue keeps one job per key: however often this is asked within one slot,
+        the work runs once in it."""
+        slot = math.ceil(at / every) * every
+        try:
+            await self.scheduler.enqueue(make(slot), at=slot)
+        except StoreUnavailable:
+            log.warning("could not schedule %s: Redis unavailable", what)
 
     def retry_unless_final(self, reason: str) -> None:
         """Ask saq for another attempt, unless this is the last one: then return, and the caller

@@ -10,7 +10,6 @@ run) is not asked again. The reruns go through the workspace key's Refold rate l
 from __future__ import annotations
 
 import logging
-import math
 import time
 from datetime import UTC, datetime
 from typing import assert_never
@@ -222,19 +221,19 @@ async def _rerun_once(
 async def _watch_later(
     ctx: JobContext, job: JobBase, route: AlertRoute, cause: str, *, started_at: float
 ) -> None:
-    slot = math.ceil((time.time() + WATCH_SECONDS) / WATCH_SECONDS) * WATCH_SECONDS
-    watch = RerunWatchJob(
-        origin=job.origin,
-        reply=job.reply,
-        interaction=f"rerun-watch:{route.route_id}:{cause}:{slot}",
-        route_id=route.route_id,
-        cause=cause,
-        started_at=started_at,
+    await ctx.once_a_slot(
+        lambda slot: RerunWatchJob(
+            origin=job.origin,
+            reply=job.reply,
+            interaction=f"rerun-watch:{route.route_id}:{cause}:{slot}",
+            route_id=route.route_id,
+            cause=cause,
+            started_at=started_at,
+        ),
+        every=WATCH_SECONDS,
+        at=time.time() + WATCH_SECONDS,
+        what="a look at an incident's new runs",
     )
-    try:
-        await ctx.scheduler.enqueue(watch, at=slot)
-    except StoreUnavailable:
-        log.warning("could not schedule a look at an incident's new runs: Redis unavailable")
 
 
 async def run_rerun_watch(ctx: JobContext, job: RerunWatchJob) -> None:
