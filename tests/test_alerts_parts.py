@@ -360,20 +360,24 @@ def test_routes_post_the_events_and_workflows_they_were_asked_for() -> None:
     assert subscribed_events(AlertEvents.ERRORED) == ["Workflow Errored", "Connection Expired"]
 
 
+STARTED = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
+# An incident of 37 runs across 22 accounts, its last failure 3 minutes after its first.
+FACTS = IncidentFacts(
+    workflow="Nightly sync",
+    node="Create contact",
+    node_type="hubspot",
+    error="<n> Unauthorized: token <id> expired",
+    runs=37,
+    accounts=22,
+    first_accounts=["acme", "beta", "gamma", "delta", "eps"],
+    first_seen=STARTED,
+    last_seen=STARTED + timedelta(minutes=3),
+    resolve_after_seconds=1800,
+)
+
+
 def test_an_incident_message_names_the_cause_its_reach_and_its_state() -> None:
-    started = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
-    facts = IncidentFacts(
-        workflow="Nightly sync",
-        node="Create contact",
-        node_type="hubspot",
-        error="<n> Unauthorized: token <id> expired",
-        runs=37,
-        accounts=22,
-        first_accounts=["acme", "beta", "gamma", "delta", "eps"],
-        first_seen=started,
-        last_seen=started + timedelta(minutes=3),
-        resolve_after_seconds=1800,
-    )
+    started, facts = STARTED, FACTS
     text = incident_message(facts, started + timedelta(minutes=4))
     assert "*Incident* in *Nightly sync* at node *Create contact* (hubspot): *ongoing*" in text
     assert (
@@ -391,22 +395,8 @@ def test_an_incident_message_names_the_cause_its_reach_and_its_state() -> None:
 
 
 def test_an_incident_message_offers_rerun_snooze_and_resolve_and_shows_how_they_went() -> None:
-    started = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
-    facts = IncidentFacts(
-        workflow="Nightly sync",
-        node="Create contact",
-        node_type="hubspot",
-        error="<n> Unauthorized",
-        runs=37,
-        accounts=22,
-        first_accounts=["acme"],
-        first_seen=started,
-        last_seen=started + timedelta(minutes=3),
-        resolve_after_seconds=1800,
-        pending_runs=37,
-        pending_accounts=22,
-        listed=37,
-    )
+    started = STARTED
+    facts = dataclasses.replace(FACTS, pending_runs=37, pending_accounts=22, listed=37)
     now = started + timedelta(minutes=4)
     route, cause = "a" * 32, "b" * 16
     blocks = incident_blocks(facts, now, route, cause)
