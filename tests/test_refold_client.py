@@ -57,10 +57,8 @@ async def test_requests_name_the_bot_and_its_installed_release(
 ) -> None:
     refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
     await client.get_execution(api_key_creds(refold), EXEC_ID)
-    assert (
-        refold.requests[-1]["headers"]["user-agent"]
-        == f"refold-execution-bot/{version('refold-execution-bot')}"
-    )
+    headers = {name.lower(): value for name, value in refold.requests[-1]["headers"].items()}
+    assert headers["user-agent"] == f"refold-execution-bot/{version('refold-execution-bot')}"
 
 
 async def test_session_token_auth(refold: FakeRefold, client: RefoldClient) -> None:
