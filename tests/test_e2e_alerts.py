@@ -9,6 +9,7 @@ keyed with the workspace's API key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
+from bot.store.audit import AuditEntry, AuditLog
 from tests.conftest import run_cli
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack, Message
@@ -563,6 +566,26 @@ def test_rerun_failed_reruns_each_failed_run_once_within_refolds_rate_through_a_
     top = [m for m in slack.channel_messages(CHANNEL) if "turned on Refold alerts" not in str(m.text)]
     assert len(top) == 1
     assert [c.method for c in slack.refused] == []
+    # Audited: the refusal, one entry for the press, one per run Refold confirmed.
+    entries = audit_entries(redis_url, "T1")
+    assert [(e.who, e.result) for e in entries if e.action == "incident rerun"] == [
+        ("U1", "ok"),
+        ("U2", "refused"),
+    ]
+    per_run = [e for e in entries if e.action == "rerun"]
+    assert len(per_run) == 29 and {e.who for e in per_run} == {"U1"}
+    assert {e.execution_id for e in per_run} <= {e for e, _ in failed}
+
+
+def audit_entries(redis_url: str, workspace: str) -> list[AuditEntry]:
+    async def read() -> list[AuditEntry]:
+        client = aioredis.from_url(redis_url)
+        try:
+            return await AuditLog(client).latest(workspace, 200)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
 
 
 @pytest.mark.timeout(240)
