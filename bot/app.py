@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from bot import metrics
 from bot.container import Container
-from bot.metrics_http import metrics_endpoint
 from bot.render.messages import NOT_INSTALLED
+from bot.scrape_endpoint import metrics_endpoint
 from bot.settings import SlackMode
 from bot.slack.authorize import RotationSafeAuthorize
 from bot.slack.listeners import (

@@ -10,7 +10,7 @@ import uvicorn
 
 from bot.app import build_app, build_web
 from bot.container import build_container
-from bot.metrics_http import serve_metrics_port
+from bot.scrape_endpoint import serve_metrics_port
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

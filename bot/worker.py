@@ -15,7 +15,7 @@ import signal
 
 from bot.container import build_container
 from bot.jobs.queue import ALIVE_CHECK_SECONDS
-from bot.metrics_http import serve_metrics_port
+from bot.scrape_endpoint import serve_metrics_port
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
