@@ -54,6 +54,7 @@ from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
 from bot.usecases.connect import ConnectService
 from bot.usecases.lookup import ExecutionLookup
+from bot.usecases.search import ExecutionSearch
 from bot.usecases.workspace import CredentialResolver
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ def build_container(
         follows,
         actions,
         alerts,
+        ExecutionSearch(resolver, refold),
         scheduler=jobs,
         dashboard_url=settings.refold_dashboard_url,
     )

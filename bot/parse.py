@@ -43,14 +43,56 @@ class AlertsCommand:
     workflow: str | None = None
 
 
+SearchStatus = Literal["errored", "running", "completed", "stopped", "timed_out"]
+SearchSource = Literal["event", "schedule", "api"]
+SEARCH_STATUSES: dict[str, SearchStatus] = {status: status for status in get_args(SearchStatus)}
+SEARCH_SOURCES: dict[str, SearchSource] = {source: source for source in get_args(SearchSource)}
+SEARCH_KEYS = ("account", "status", "workflow", "since", "source")
+SINCE_UNITS = {"m": 60, "h": 3600, "d": 86400}
+MAX_SINCE_SECONDS = 90 * 86400
+
+
+@dataclass(frozen=True)
+class SearchCommand:
+    """`/execution search [account:…] [status:…] [workflow:…] [since:…] [source:…]`."""
+
+    account: str | None = None
+    status: SearchStatus | None = None
+    workflow: str | None = None
+    since: str | None = None  # as typed: 30m, 2h, 1d, 7d
+    source: SearchSource | None = None
+
+    def as_text(self) -> str:
+        """The filters as they would be typed: what a Next page button carries and parses again."""
+        parts = [
+            f"{key}:{value}"
+            for key, value in (
+                ("account", self.account),
+                ("status", self.status),
+                ("since", self.since),
+                ("source", self.source),
+                ("workflow", self.workflow),  # last: it may hold spaces
+            )
+            if value is not None
+        ]
+        return " ".join(parts)
+
+    @property
+    def since_seconds(self) -> int | None:
+        if self.since is None:
+            return None
+        return int(self.since[:-1]) * SINCE_UNITS[self.since[-1]]
+
+
 @dataclass(frozen=True)
 class InvalidCommand:
     reason: str
 
 
-Command = LookupCommand | VerbCommand | AlertsCommand | InvalidCommand
+Command = LookupCommand | VerbCommand | AlertsCommand | SearchCommand | InvalidCommand
 
 ALERTS_WORD = "alerts"
+SEARCH_WORD = "search"
 ALERT_EVENTS = frozenset({"errored", "completed", "all"})
 ENVIRONMENTS = frozenset({"production", "test"})
 MAX_WORKFLOW_CHARS = 200
@@ -78,6 +120,8 @@ def parse_command(text: str | None) -> Command:
     if not words:
         return VerbCommand("help")
     first = words[0].lower()
+    if first == SEARCH_WORD:
+        return parse_search(unwrap_slack_formatting(text or "").strip()[len(words[0]) :])
     if first == ALERTS_WORD:
         return parse_alerts(unwrap_slack_formatting(text or "").strip()[len(words[0]) :])
     verb = VERBS.get(first)
@@ -139,6 +183,65 @@ def parse_alerts(rest: str) -> AlertsCommand | InvalidCommand:
         if len(workflow) > MAX_WORKFLOW_CHARS or any(ord(ch) < 32 for ch in workflow):
             return InvalidCommand(f"That workflow name is longer than {MAX_WORKFLOW_CHARS} characters.")
     return AlertsCommand("on", events, environment, workflow)
+
+
+_SEARCH_KEY = re.compile(r"(?<![^\s])(" + "|".join(SEARCH_KEYS) + r"):", re.IGNORECASE)
+_SINCE = re.compile(r"([1-9][0-9]{0,3})([mhd])")
+
+
+def parse_search(rest: str) -> SearchCommand | InvalidCommand:
+    """What follows `search`: `key:value` filters in any order. A workflow's name may hold spaces
+    (it runs to the next filter); every other value is one word."""
+    found = list(_SEARCH_KEY.finditer(rest))
+    before = rest[: found[0].start()] if found else rest
+    if before.strip():
+        return InvalidCommand(f"I could not read `{before.strip()[:40]}`: each filter is `name:value`.")
+    values: dict[str, str] = {}
+    for at, match in enumerate(found):
+        key = match.group(1).lower()
+        end = found[at + 1].start() if at + 1 < len(found) else len(rest)
+        value = " ".join(rest[match.end() : end].split()).strip(_QUOTES).strip()
+        if key in values:
+            return InvalidCommand(f"`{key}:` is given twice.")
+        if not value:
+            return InvalidCommand(f"`{key}:` needs a value after it.")
+        if key != "workflow" and " " in value:
+            extra = value.split(" ", 1)[1]
+            return InvalidCommand(f"I could not read `{extra[:40]}` after `{key}:`.")
+        values[key] = value
+    return _search_command(values)
+
+
+def _search_command(values: dict[str, str]) -> SearchCommand | InvalidCommand:
+    account = None
+    if "account" in values:
+        try:
+            account = normalize_linked_account(values["account"])
+        except InvalidLinkedAccount as exc:
+            return InvalidCommand(f"`account:{values['account'][:40]}` can't be used: {exc}.")
+    status = SEARCH_STATUSES.get(values.get("status", "").lower()) if "status" in values else None
+    if "status" in values and status is None:
+        return InvalidCommand(
+            f"`status:{values['status'][:30]}` is not a status: use errored, running, completed, stopped or "
+            "timed_out."
+        )
+    source = SEARCH_SOURCES.get(values.get("source", "").lower()) if "source" in values else None
+    if "source" in values and source is None:
+        return InvalidCommand(
+            f"`source:{values['source'][:30]}` is not a source: use event, schedule or api."
+        )
+    since = values.get("since", "").lower() or None
+    if since is not None:
+        matched = _SINCE.fullmatch(since)
+        if matched is None or int(matched.group(1)) * SINCE_UNITS[matched.group(2)] > MAX_SINCE_SECONDS:
+            return InvalidCommand(
+                f"`since:{values['since'][:30]}` is not a time I can read: use minutes, hours or days, "
+                "like `30m`, `2h` or `7d` (at most 90 days)."
+            )
+    workflow = values.get("workflow")
+    if workflow is not None and (len(workflow) > MAX_WORKFLOW_CHARS or any(ord(ch) < 32 for ch in workflow)):
+        return InvalidCommand(f"That workflow name is longer than {MAX_WORKFLOW_CHARS} characters.")
+    return SearchCommand(account=account, status=status, workflow=workflow, since=since, source=source)
 
 
 # --- message shortcut -------------------------------------------------------

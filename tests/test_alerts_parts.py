@@ -461,7 +461,7 @@ def test_a_thread_batch_lists_its_runs_each_with_a_button_to_its_card() -> None:
         Block.parse(block)
     assert blocks[0]["elements"][0]["text"] == "*Failed runs 21–40*" and len(blocks) == 21
     button = blocks[1]["accessory"]
-    assert button["action_id"] == "incident_show_run"
+    assert button["action_id"] == "show_run_card"
     assert decode_target(button["value"]) == FoundExecution(f"{0:024x}", "customer-0")
     assert all(row.execution_id in batch_text(rows, 20) for row in rows)
 

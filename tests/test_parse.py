@@ -14,6 +14,7 @@ from bot.parse import (
     FoundExecution,
     InvalidCommand,
     LookupCommand,
+    SearchCommand,
     VerbCommand,
     find_executions,
     parse_command,
@@ -254,3 +255,43 @@ def test_a_workflow_id_in_a_link_path_or_query_is_not_taken_for_an_execution() -
 def test_a_linked_account_written_as_a_mailto_link_is_read_once() -> None:
     message = {"text": f"{A} linked account: <mailto:bob@example.com|bob@example.com>"}
     assert find_executions(message) == [FoundExecution(A, "bob@example.com")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("search", SearchCommand()),
+        ("search status:ERRORED since:2h", SearchCommand(status="errored", since="2h")),
+        (
+            "search workflow:Nightly sync  status:timed_out account:acme source:api",
+            SearchCommand(account="acme", status="timed_out", workflow="Nightly sync", source="api"),
+        ),
+        ('search workflow:"Nightly sync"', SearchCommand(workflow="Nightly sync")),
+    ],
+)
+def test_search_filters_parse_in_any_order_and_survive_a_round_trip(
+    text: str, expected: SearchCommand
+) -> None:
+    parsed = parse_command(text)
+    assert parsed == expected
+    # What a Next page button carries parses back to the same search.
+    assert parse_command(f"search {expected.as_text()}") == expected
+
+
+def test_search_since_reads_minutes_hours_and_days() -> None:
+    assert [SearchCommand(since=s).since_seconds for s in ("30m", "2h", "7d")] == [1800, 7200, 604800]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("search status:", "`status:` needs a value"),
+        ("search since:0m", "`since:0m`"),
+        ("search since:91d", "`since:91d`"),
+        ("search account:a b", "I could not read `b` after `account:`"),
+        ("search status:errored status:running", "`status:` is given twice"),
+    ],
+)
+def test_bad_search_filters_name_the_part_that_could_not_be_read(text: str, named: str) -> None:
+    parsed = parse_command(text)
+    assert isinstance(parsed, InvalidCommand) and named in parsed.reason

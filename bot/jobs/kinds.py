@@ -183,6 +183,14 @@ class RerunWatchJob(JobBase):
     started_at: float  # the press; the watch gives up an hour after it
 
 
+class SearchJob(JobBase):
+    """`/execution search` (page 1) or its Next page: `query` is the filters as typed, parsed again."""
+
+    kind: Literal["search"] = "search"
+    query: str
+    page: int = 1
+
+
 class UnfurlLink(BaseModel):
     url: str
     execution_id: str
@@ -235,6 +243,7 @@ AnyJob = Annotated[
     | IncidentActionJob
     | BulkRerunJob
     | RerunWatchJob
+    | SearchJob
     | UnfurlJob,
     Field(discriminator="kind"),
 ]

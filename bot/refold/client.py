@@ -255,10 +255,12 @@ class RefoldClient:
         limit: int = 10,
         page: int = 1,
         linked_account_id: str | None = None,
+        filters: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        data = await self._call_json(
-            "GET", creds, EXECUTION_PATH, linked_account_id, params={"page": page, "limit": limit}
-        )
+        """One page of the linked account's executions, newest first; `filters` are the endpoint's
+        own query parameters (status, workflow_id, workflow_name, start_date, execution_source)."""
+        params: dict[str, str | int] = {"page": page, "limit": limit, **(filters or {})}
+        data = await self._call_json("GET", creds, EXECUTION_PATH, linked_account_id, params=params)
         if not isinstance(data, dict):
             raise MalformedResponse("Refold returned an execution list that is not a JSON object")
         return data

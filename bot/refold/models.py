@@ -166,6 +166,9 @@ class Execution(BaseModel):
     created_at: datetime | None = Field(
         default=None, validation_alias=AliasChoices("createdAt", "created_at")
     )
+    updated_at: datetime | None = Field(
+        default=None, validation_alias=AliasChoices("updatedAt", "updated_at")
+    )
     completion_percentage: float | None = None
     config_id: str | None = None
     linked_account_id: str | None = None

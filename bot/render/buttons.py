@@ -33,14 +33,14 @@ INCIDENT_RERUN_ACTION = "incident_rerun"
 INCIDENT_SNOOZE_ACTION = "incident_snooze"  # an overflow menu: its option's value names the hours
 INCIDENT_UNSNOOZE_ACTION = "incident_unsnooze"
 INCIDENT_RESOLVE_ACTION = "incident_resolve"
-SHOW_RUN_ACTION = "incident_show_run"  # a run in the thread: its card, privately
+SHOW_RUN_ACTION = "show_run_card"  # a run in an incident's thread or a search answer: its card, privately
+SEARCH_NEXT_ACTION = "search_next_page"
 SNOOZE_HOURS = (1, 4, 24)
 INCIDENT_ACTIONS = (
     INCIDENT_RERUN_ACTION,
     INCIDENT_SNOOZE_ACTION,
     INCIDENT_UNSNOOZE_ACTION,
     INCIDENT_RESOLVE_ACTION,
-    SHOW_RUN_ACTION,
 )
 CARD_ACTIONS = (
     REFRESH_ACTION,
@@ -52,6 +52,8 @@ CARD_ACTIONS = (
     UNFOLLOW_ACTION,
     RERUN_ACTION,
     STOP_ACTION,
+    SHOW_RUN_ACTION,
+    SEARCH_NEXT_ACTION,
 )
 
 MAX_VALUE_CHARS = 2000
@@ -161,6 +163,30 @@ def decode_incident(value: Any) -> tuple[str, str, int | None] | None:
     if hours is not None and (isinstance(hours, bool) or hours not in SNOOZE_HOURS):
         return None
     return route_id, cause, hours
+
+
+def encode_search(query: str, page: int) -> str:
+    return json.dumps({"q": query, "p": page}, separators=(",", ":"))
+
+
+def decode_search(value: Any) -> tuple[str, int] | None:
+    """The search a Next page button names (its filters as typed, and the page); None when tampered
+    with. The filters are parsed again by whoever uses them."""
+    if not isinstance(value, str) or len(value) > MAX_VALUE_CHARS:
+        return None
+    try:
+        data = json.loads(value)
+        query, page = data["q"], data["p"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if (
+        not isinstance(query, str)
+        or not isinstance(page, int)
+        or isinstance(page, bool)
+        or not 1 <= page <= 1000
+    ):
+        return None
+    return query, page
 
 
 def dashboard_link(template: str, execution_id: str) -> str:

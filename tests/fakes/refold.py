@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -317,25 +318,40 @@ class FakeRefold(LoopbackServer):
         account = self._authenticate(request)
         if isinstance(account, web.Response):
             return account
-        limit = int(request.query.get("limit", "10"))
+        query = request.query
+        limit, page = int(query.get("limit", "10")), int(query.get("page", "1"))
         with self.lock:
             docs = [
                 {"_id": eid, **{k: v for k, v in s.document.items() if k != "nodes"}}
                 for eid, s in self.executions.items()
                 if s.linked_account_id in (None, account)
             ]
+        # The filters openapi.yaml documents for listExecutions, as Refold applies them.
+        if query.get("status", "All") != "All":
+            docs = [d for d in docs if d.get("status") == query["status"]]
+        if "workflow_id" in query:
+            docs = [d for d in docs if _workflow_of(d)[0] == query["workflow_id"]]
+        if "workflow_name" in query:
+            docs = [d for d in docs if _workflow_of(d)[1] == query["workflow_name"].casefold()]
+        if "start_date" in query:
+            since = datetime.fromisoformat(query["start_date"].replace("Z", "+00:00"))
+            docs = [d for d in docs if d.get("createdAt") and datetime.fromisoformat(d["createdAt"]) >= since]
+        if query.get("execution_source", "All") != "All":
+            docs = [d for d in docs if d.get("execution_source") == query["execution_source"]]
+        docs.sort(key=lambda d: str(d.get("createdAt") or ""), reverse=True)
+        pages = max(1, -(-len(docs) // limit))
         return web.json_response(
             {
-                "docs": docs[:limit],
+                "docs": docs[(page - 1) * limit : page * limit],
                 "totalDocs": len(docs),
                 "limit": limit,
-                "page": 1,
-                "totalPages": 1,
-                "pagingCounter": 1,
-                "hasPrevPage": False,
-                "hasNextPage": False,
-                "prevPage": None,
-                "nextPage": None,
+                "page": page,
+                "totalPages": pages,
+                "pagingCounter": (page - 1) * limit + 1,
+                "hasPrevPage": page > 1,
+                "hasNextPage": page < pages,
+                "prevPage": page - 1 if page > 1 else None,
+                "nextPage": page + 1 if page < pages else None,
             }
         )
 
@@ -465,6 +481,14 @@ class FakeRefold(LoopbackServer):
         with self.lock:
             self.session_tokens[token] = account
         return web.json_response({"token": token})
+
+
+def _workflow_of(doc: dict[str, Any]) -> tuple[str, str]:
+    """(ID, case-folded name) of the workflow a run belongs to, in either API generation's shape."""
+    legacy = doc.get("associated_workflow") or {}
+    workflow_id = doc.get("workflow_id") or (legacy.get("_id") if isinstance(legacy, dict) else "") or ""
+    name = doc.get("name") or (legacy.get("name") if isinstance(legacy, dict) else "") or ""
+    return str(workflow_id), str(name).casefold()
 
 
 def _endpoint_name(request: web.Request) -> str:

@@ -18,13 +18,14 @@ from bot.jobs.kinds import (
     RefreshJob,
     RerunJob,
     RerunWatchJob,
+    SearchJob,
     ShareJob,
     ShortcutJob,
     StopJob,
     UnfollowJob,
     UnfurlJob,
 )
-from bot.slack.handlers import alerts, following, incident_actions, lookups, operate, unfurl
+from bot.slack.handlers import alerts, following, incident_actions, lookups, operate, search, unfurl
 from bot.slack.handlers.context import JobContext
 
 BoundHandler = Callable[[JobContext], Awaitable[None]]
@@ -61,6 +62,8 @@ def handler_for(job: AnyJob) -> BoundHandler:
             return partial(incident_actions.run_bulk_rerun, job=job)
         case RerunWatchJob():
             return partial(incident_actions.run_rerun_watch, job=job)
+        case SearchJob():
+            return partial(search.run_search, job=job)
         case UnfurlJob():
             return partial(unfurl.run_unfurl, job=job)
         case _:

@@ -29,6 +29,7 @@ from bot.store.errors import StoreUnavailable
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
 from bot.usecases.lookup import ExecutionLookup, LookupResult
+from bot.usecases.search import ExecutionSearch
 from bot.usecases.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class JobContext:
     follows: FollowKit
     actions: ExecutionActions
     alerts: AlertService
+    search: ExecutionSearch
     scheduler: Scheduler  # the job queue: work for later (summaries, incident updates)
     dashboard_url: str | None = None
     first_attempt: bool = True

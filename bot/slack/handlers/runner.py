@@ -27,6 +27,7 @@ from bot.store.errors import StoreUnavailable
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
 from bot.usecases.lookup import ExecutionLookup
+from bot.usecases.search import ExecutionSearch
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,13 @@ class JobRunner:
         follows: FollowKit,
         actions: ExecutionActions,
         alerts: AlertService,
+        search: ExecutionSearch,
         scheduler: Scheduler,
         clock: Callable[[], datetime] = utc_now,
         dashboard_url: str | None = None,
     ) -> None:
         self._alerts = alerts
+        self._search = search
         self._scheduler = scheduler
         self._follows = follows
         self._actions = actions
@@ -93,6 +96,7 @@ class JobRunner:
             follows=self._follows,
             actions=self._actions,
             alerts=self._alerts,
+            search=self._search,
             scheduler=self._scheduler,
             dashboard_url=self._dashboard_url,
         )

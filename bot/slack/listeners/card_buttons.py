@@ -1,10 +1,12 @@
-"""Buttons on the execution card: Refresh, Share, Follow/Unfollow, Rerun and Stop.
+"""Buttons on the execution card: Refresh, Share, Follow/Unfollow, Rerun and Stop; and Show card on a
+run listed in an incident's thread or a search answer.
 
 Each acks at once, decodes its value (untrusted: re-validated) and hands the work to a job.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,8 +18,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.jobs.kinds import (
     AnyJob,
     FollowJob,
+    LookupJob,
     RefreshJob,
     RerunJob,
+    SearchJob,
     ShareJob,
     ShownCard,
     StopJob,
@@ -30,10 +34,13 @@ from bot.render.buttons import (
     OPEN_ACTION,
     REFRESH_ACTION,
     RERUN_ACTION,
+    SEARCH_NEXT_ACTION,
     SHARE_ACTION,
+    SHOW_RUN_ACTION,
     STOP_ACTION,
     UNFOLLOW_ACTION,
     decode_follow,
+    decode_search,
     decode_target,
 )
 from bot.slack.dispatch import Dispatcher
@@ -50,6 +57,29 @@ def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> Non
     _button(app, UNFOLLOW_ACTION, dispatcher, responder, _on_card(UnfollowJob))
     _button(app, RERUN_ACTION, dispatcher, responder, _on_card(RerunJob))
     _button(app, STOP_ACTION, dispatcher, responder, _on_card(StopJob))
+    # A run listed in an incident's thread or a search answer: its card, privately, where it was pressed.
+    _button(app, SHOW_RUN_ACTION, dispatcher, responder, _show_job)
+
+    @app.action(SEARCH_NEXT_ACTION)
+    async def next_page(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        interaction = Interaction.read(body, context)
+        found = decode_search(interaction.action_value)
+        if found is None:
+            responder.tell(client, interaction.reply_target(), messages.DAMAGED_BUTTON)
+            return
+        query, page = found
+        dispatcher.submit(
+            SearchJob(
+                origin=interaction.origin,
+                reply=interaction.reply_target(),
+                interaction=interaction.key,
+                query=query,
+                page=page,
+            )
+        )
 
     @app.action(OPEN_ACTION)
     async def opened_in_refold(ack: AsyncAck) -> None:
@@ -96,6 +126,16 @@ def _on_card(kind: type[CardJob]) -> Callable[[Interaction, Target], CardJob]:
         )
 
     return make
+
+
+def _show_job(interaction: Interaction, target: Target) -> LookupJob:
+    return LookupJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(in_thread=True),
+        interaction=interaction.key,
+        target=target,
+        asked_at=time.time(),
+    )
 
 
 def _share_job(interaction: Interaction, target: Target) -> ShareJob:

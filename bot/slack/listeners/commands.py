@@ -1,4 +1,4 @@
-"""`/execution`: lookups (and follows), help, status, following, connect and disconnect."""
+"""`/execution`: lookups (and follows), search, help, status, following, connect and disconnect."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
-from bot.jobs.kinds import FollowJob, LookupJob, Target
-from bot.parse import AlertsCommand, InvalidCommand, LookupCommand, VerbCommand, parse_command
+from bot.jobs.kinds import FollowJob, LookupJob, SearchJob, Target
+from bot.parse import (
+    AlertsCommand,
+    InvalidCommand,
+    LookupCommand,
+    SearchCommand,
+    VerbCommand,
+    parse_command,
+)
 from bot.refold.credentials import AuthKind, mask_secret
 from bot.render import messages
 from bot.render.errors import describe
@@ -81,6 +88,16 @@ def register(
                 if parsed.follow
                 else LookupJob(
                     origin=origin, reply=reply_at, interaction=key, target=target, asked_at=time.time()
+                )
+            )
+            return
+        if isinstance(parsed, SearchCommand):
+            dispatcher.submit(
+                SearchJob(
+                    origin=interaction.origin,
+                    reply=interaction.reply_target(),
+                    interaction=interaction.key,
+                    query=parsed.as_text(),
                 )
             )
             return

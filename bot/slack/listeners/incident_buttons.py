@@ -1,5 +1,4 @@
-"""Buttons on an incident's message (Rerun failed, the Snooze menu, End snooze, Resolve) and on its
-thread's runs (Show card).
+"""Buttons on an incident's message: Rerun failed, the Snooze menu, End snooze, Resolve.
 
 Each acks at once, decodes its value (untrusted: re-validated) and hands the work to a job, which
 checks who may press it.
@@ -14,16 +13,14 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.jobs.kinds import IncidentAction, IncidentActionJob, LookupJob, Target
+from bot.jobs.kinds import IncidentAction, IncidentActionJob
 from bot.render import messages
 from bot.render.buttons import (
     INCIDENT_RERUN_ACTION,
     INCIDENT_RESOLVE_ACTION,
     INCIDENT_SNOOZE_ACTION,
     INCIDENT_UNSNOOZE_ACTION,
-    SHOW_RUN_ACTION,
     decode_incident,
-    decode_target,
 )
 from bot.slack.dispatch import Dispatcher
 from bot.slack.payloads import Interaction
@@ -40,25 +37,6 @@ ACTIONS: dict[str, IncidentAction] = {
 def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> None:
     for action_id, action in ACTIONS.items():
         _incident_button(app, action_id, action, dispatcher, responder)
-
-    @app.action(SHOW_RUN_ACTION)
-    async def show_run(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        interaction = Interaction.read(body, context)
-        found = decode_target(interaction.action_value)
-        if found is None:
-            responder.tell(client, interaction.reply_target(), messages.DAMAGED_BUTTON)
-            return
-        dispatcher.submit(
-            LookupJob(
-                origin=interaction.origin,
-                reply=interaction.reply_target(in_thread=True),
-                interaction=interaction.key,
-                target=Target(execution_id=found.execution_id, linked_account_id=found.linked_account_id),
-            )
-        )
 
 
 def _incident_button(

@@ -1,0 +1,98 @@
+"""`/execution search`: one page of a linked account's executions from Refold's list, filtered.
+
+The filters become the list endpoint's own query parameters (openapi.yaml, `listExecutions`), so
+Refold does the filtering; the call goes through the key's rate limit like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, assert_never
+
+from pydantic import ValidationError
+
+from bot.parse import SearchCommand, SearchSource
+from bot.refold.client import RefoldClient
+from bot.refold.errors import MalformedResponse
+from bot.refold.ids import InvalidExecutionId, normalize_execution_id
+from bot.refold.models import Execution
+from bot.usecases.workspace import CredentialResolver, Workspace
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 10
+
+
+def source_parameter(source: SearchSource) -> str:
+    """Refold's names for the trigger sources (openapi.yaml's enum)."""
+    match source:
+        case "event":
+            return "Event"
+        case "schedule":
+            return "SCHEDULE"
+        case "api":
+            return "API_CALL"
+        case _:
+            assert_never(source)
+
+
+def query_of(search: SearchCommand, now: datetime) -> dict[str, str]:
+    """The list endpoint's query parameters for these filters (page and limit apart)."""
+    params: dict[str, str] = {}
+    if search.status is not None:
+        params["status"] = search.status.upper()
+    if search.workflow is not None:
+        try:
+            params["workflow_id"] = normalize_execution_id(search.workflow)  # workflow IDs look the same
+        except InvalidExecutionId:
+            params["workflow_name"] = search.workflow
+    if search.since_seconds is not None:
+        start = (now - timedelta(seconds=search.since_seconds)).astimezone(UTC)
+        params["start_date"] = start.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if search.source is not None:
+        params["execution_source"] = source_parameter(search.source)
+    return params
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    rows: list[Execution]
+    page: int
+    has_next: bool
+    total: int | None
+    account: str | None  # whose runs these are (the workspace's default when none was asked for)
+
+
+class ExecutionSearch:
+    def __init__(self, resolver: CredentialResolver, client: RefoldClient) -> None:
+        self._resolver = resolver
+        self._client = client
+
+    async def search(
+        self, workspace: Workspace, search: SearchCommand, page: int, now: datetime
+    ) -> SearchPage:
+        """Raises BotError (not connected, Refold refusing or away) for the surface to put in words."""
+        creds = (await self._resolver.resolve(workspace)).credentials
+        account = search.account or creds.linked_account_id
+        data = await self._client.list_executions(
+            creds, limit=PAGE_SIZE, page=page, linked_account_id=search.account, filters=query_of(search, now)
+        )
+        docs: Any = data.get("docs")
+        if not isinstance(docs, list):
+            raise MalformedResponse("Refold's execution list has no docs")
+        rows = []
+        for doc in docs[:PAGE_SIZE]:
+            try:
+                rows.append(Execution.model_validate(doc))
+            except ValidationError:
+                log.info("an execution in Refold's list could not be read; left out")
+        total = data.get("totalDocs")
+        return SearchPage(
+            rows=rows,
+            page=page,
+            has_next=bool(data.get("hasNextPage")),
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+            account=account,
+        )
