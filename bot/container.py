@@ -27,6 +27,7 @@ from bot.slack.dispatch import Dispatcher
 from bot.slack.follow_records import FollowKit
 from bot.slack.handlers.runner import JobRunner, job_function
 from bot.slack.responder import Responder
+from bot.store.alert_history import AlertHistory
 from bot.store.alert_routes import AlertRouteStore
 from bot.store.audit import AuditLog
 from bot.store.credentials import CredentialStore
@@ -201,7 +202,14 @@ def build_container(
     )
     seen = SeenDeliveries(redis)
     alerts = AlertService(
-        AlertRouteStore(redis), seen, IncidentStore(redis), resolver, refold, audit, settings.public_url
+        AlertRouteStore(redis),
+        seen,
+        IncidentStore(redis),
+        AlertHistory(redis),
+        resolver,
+        refold,
+        audit,
+        settings.public_url,
     )
     runner = JobRunner(
         lookup,

@@ -17,7 +17,7 @@ from bot.parse import AlertsCommand, FoundExecution, InvalidCommand, parse_comma
 from bot.refold.links import execution_in_link
 from bot.refold.models import Execution
 from bot.refold.webhooks import UnreadableDelivery, WebhookEvent, read_delivery, signature_valid
-from bot.render.alerts import RouteView
+from bot.render.alerts import RepeatFacts, RouteView, repeat_line
 from bot.render.buttons import decode_incident, decode_target
 from bot.render.follow import FollowLine
 from bot.render.home import HomeFacts, RecentView, home_view
@@ -31,6 +31,7 @@ from bot.render.incident import (
     incident_message,
 )
 from bot.render.unfurl import render_unfurl
+from bot.store.alert_history import KEEP, AlertHistory, Repeat, repeat_of
 from bot.store.alert_routes import AlertEvents, AlertRoute
 from bot.store.incidents import (
     BATCH_CLAIM_SECONDS,
@@ -111,6 +112,8 @@ async def test_a_cause_gets_a_card_then_an_incident_that_later_failures_join(red
             "",
         )
         assert fresh.listed == [RunEntry("a7", "gamma", later)] and fresh.reopened_at is None
+        # A cause seen before: its earlier episode is remembered (the first began at 1000).
+        assert (fresh.earlier_episodes, fresh.last_episode) == (1, 1000.0)
         # A single failure long ago does not open an incident with the next one.
         assert await arrive("a5", "gamma", later + GROUP_SECONDS + 2) == ("card", "")
     finally:
@@ -384,7 +387,15 @@ def test_an_incident_message_names_the_cause_its_reach_and_its_state() -> None:
         "*37 failed runs* across 22 linked accounts: *acme*, *beta*, *gamma*, *delta*, *eps* and 17 more"
         in text
     )
-    assert "First seen 2026-01-01 12:02 UTC · last seen 2026-01-01 12:05 UTC" in text
+    assert (
+        "First seen 2026-01-01 12:02 UTC · last seen 2026-01-01 12:05 UTC · first time this cause is seen here in 7 days"
+        in text
+    )
+    again = dataclasses.replace(facts, earlier_episodes=2, last_episode=started - timedelta(days=1))
+    assert (
+        "seen here before: 2 times in the 7 days before, the last from 2025-12-31 12:02 UTC"
+        in incident_message(again, started)
+    )
     assert "token &lt;id&gt; expired" in text
     assert "*quiet for 12 mins*" in incident_message(facts, started + timedelta(minutes=15))
     assert "*resolved*: quiet for 30 min" in incident_message(facts, started + timedelta(minutes=33))
@@ -496,4 +507,56 @@ def test_an_unfurl_is_a_compact_valid_card() -> None:
     assert (
         "HubSpot token expired" in text
         and f"https://console.example.com/runs/{EXEC_ID}|Open in Refold" in text
+    )
+
+
+async def test_a_failure_is_told_apart_as_first_or_repeat_from_the_routes_own_history(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    history = AlertHistory(client)
+    day = 86400.0
+
+    async def failed(execution: str, now: float) -> Repeat:
+        got = await history.record("r", "Nightly sync", "acme", "failed", execution, now=now)
+        return repeat_of(got, now)
+
+    try:
+        first = await failed("e1", 10 * day)
+        assert (first.failures_in_window, first.in_a_row) == (1, 1)
+        second = await failed("e2", 10 * day + 60)
+        assert (second.failures_in_window, second.in_a_row, second.failing_since) == (2, 2, 10 * day)
+        # The same delivery again (its job run twice) counts once.
+        assert (await failed("e2", 10 * day + 61)).in_a_row == 2
+        await history.record("r", "Nightly sync", "acme", "completed", "e3", now=10 * day + 120)
+        after = await failed("e4", 10 * day + 180)
+        assert (after.in_a_row, after.last_success, after.failures_in_window) == (1, 10 * day + 120, 3)
+        # Another account, another workflow: apart.
+        other = await history.record("r", "Nightly sync", "beta", "failed", "e5", now=10 * day)
+        assert repeat_of(other, 10 * day).failures_in_window == 1
+        # Eight days later the window has moved on; the history keeps at most 50 entries.
+        late = await failed("e6", 18.5 * day)
+        assert late.failures_in_window == 1
+        for n in range(60):
+            await failed(f"m{n}", 19 * day + n)
+        kept = await history.record("r", "Nightly sync", "acme", "failed", "m59", now=19 * day + 59)
+        assert len(kept) == KEEP
+    finally:
+        await client.aclose()
+
+
+def test_first_failure_and_repeats_are_worded_for_what_the_route_can_see() -> None:
+    at = datetime(2026, 1, 1, 12, 2, tzinfo=UTC)
+    facts = RepeatFacts("Nightly sync", "acme", 1, 1, at, None, sees_successes=True)
+    assert repeat_line(facts) == "first failure of *Nightly sync* for *acme* in 7 days"
+    streak = dataclasses.replace(facts, failures_in_window=5, in_a_row=5)
+    assert repeat_line(streak) == "failing since 2026-01-01 12:02 UTC for *acme*: 5th in a row"
+    assert "12th in a row" in repeat_line(dataclasses.replace(streak, in_a_row=12))
+    after = dataclasses.replace(facts, failures_in_window=3, in_a_row=1, last_success=at)
+    assert repeat_line(after) == (
+        "first failure of *Nightly sync* for *acme* since its success at 2026-01-01 12:02 UTC (3 failures in 7 days)"
+    )
+    # A route that gets no Workflow Completed cannot know "in a row".
+    blind = dataclasses.replace(streak, sees_successes=False)
+    assert (
+        repeat_line(blind)
+        == "5th failure of *Nightly sync* for *acme* in 7 days (the first at 2026-01-01 12:02 UTC)"
     )

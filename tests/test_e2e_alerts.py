@@ -621,3 +621,40 @@ def test_a_snoozed_incident_counts_failures_without_posting_then_resolve_and_a_n
     top = [m for m in slack.channel_messages(CHANNEL) if "turned on Refold alerts" not in str(m.text)]
     assert len(top) == 1
     assert [c.method for c in slack.refused] == []
+
+
+def test_each_alert_card_says_whether_it_is_a_first_failure_or_a_repeat(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key, "all")
+
+    def deliver(event: str, node: str | None = None) -> str:
+        execution_id = new_id()
+        doc = (
+            failing_with({"error": f"{node} refused"}, "acme", node=node)
+            if node
+            else running_doc(done=3, status="COMPLETED")
+        )
+        refold.add_execution(execution_id, doc, linked_account_id="acme")
+        assert (
+            bot.webhook(route, workflow_event(execution_id, event, name="Nightly sync")).json()["result"]
+            == "accepted"
+        )
+        return execution_id
+
+    def banner_of(execution_id: str) -> str:
+        (card,) = slack.wait_for(
+            lambda s: [p for p in cards(s) if execution_id in json.dumps(p["blocks"])], timeout=20
+        )
+        return json.dumps(card["blocks"], ensure_ascii=False)
+
+    # Each failure at another node: a cause of its own, so each gets its own card.
+    first = banner_of(deliver("Workflow Errored", "Step A"))
+    assert "first failure of *Nightly sync* for *acme* in 7 days" in first
+    banner_of(deliver("Workflow Errored", "Step B"))
+    third = banner_of(deliver("Workflow Errored", "Step C"))
+    assert "for *acme*: 3rd in a row" in third and "failing since" in third
+    banner_of(deliver("Workflow Completed"))
+    after = banner_of(deliver("Workflow Errored", "Step D"))
+    assert "first failure of *Nightly sync* for *acme* since its success at" in after
+    assert "(4 failures in 7 days)" in after

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from bot.render.text import clip, inline, plural
+from bot.render.text import clip, format_time, inline, plural
 
 ALERTS_USAGE = (
     "*Send Refold alerts to this channel* (workspace admins)\n"
@@ -115,9 +116,48 @@ def announcement(who: str | None, route: RouteView) -> str:
     )
 
 
-def alert_banner(event: str, linked_account_id: str | None) -> str:
+def alert_banner(event: str, linked_account_id: str | None, repeat: RepeatFacts | None = None) -> str:
     account = f" · linked account *{inline(linked_account_id, 120)}*" if linked_account_id else ""
-    return f":rotating_light: Refold alert: *{inline(event, 40)}*{account}"
+    history = f" · {repeat_line(repeat)}" if repeat is not None else ""
+    return f":rotating_light: Refold alert: *{inline(event, 40)}*{account}{history}"
+
+
+@dataclass(frozen=True)
+class RepeatFacts:
+    """Where a failure stands among the route's earlier deliveries of its workflow and account."""
+
+    workflow: str
+    account: str
+    failures_in_window: int  # in the last 7 days, this one included
+    in_a_row: int  # failures since the last success seen, this one included
+    failing_since: datetime  # the first of those
+    last_success: datetime | None
+    sees_successes: bool  # the route gets Workflow Completed too, so "in a row" is known
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def repeat_line(facts: RepeatFacts) -> str:
+    """First failure or repeat: "first failure of *Nightly sync* for *acme* in 7 days", or "failing
+    since 12:02 for *acme*: 5th in a row"."""
+    workflow, account = f"*{inline(facts.workflow, 80)}*", f"*{inline(facts.account, 80)}*"
+    if facts.failures_in_window <= 1 and facts.in_a_row <= 1:
+        return f"first failure of {workflow} for {account} in 7 days"
+    if not facts.sees_successes:
+        return (
+            f"{ordinal(facts.failures_in_window)} failure of {workflow} for {account} in 7 days "
+            f"(the first at {format_time(facts.failing_since)})"
+        )
+    if facts.in_a_row >= 2:
+        return f"failing since {format_time(facts.failing_since)} for {account}: {ordinal(facts.in_a_row)} in a row"
+    succeeded = f" since its success at {format_time(facts.last_success)}" if facts.last_success else ""
+    return (
+        f"first failure of {workflow} for {account}{succeeded} "
+        f"({plural(facts.failures_in_window, 'failure')} in 7 days)"
+    )
 
 
 def unfetched_alert(

@@ -70,6 +70,8 @@ class IncidentFacts:
     pending_runs: int = 0  # listed runs not rerun yet: what Rerun failed would start
     pending_accounts: int = 0
     listed: int = 0  # runs stored by ID (the thread lists them); beyond a cap they are counted only
+    earlier_episodes: int = 0  # of the cause in this channel in the 7 days before this one
+    last_episode: datetime | None = None  # when the latest earlier one began
 
 
 def incident_state(facts: IncidentFacts, now: datetime) -> str:
@@ -110,7 +112,8 @@ def incident_message(facts: IncidentFacts, now: datetime) -> str:
         f"at node {node}{kind}: {incident_state(facts, now)}",
         f"> {escape_mrkdwn(clip(facts.error, 300))}",
         f"*{plural(facts.runs, 'failed run')}* across {accounts}",
-        f"First seen {format_time(facts.first_seen)} · last seen {format_time(facts.last_seen)}",
+        f"First seen {format_time(facts.first_seen)} · last seen {format_time(facts.last_seen)} · "
+        + repeat_of_cause(facts),
     ]
     snooze = snooze_line(facts, now)
     if snooze:
@@ -125,6 +128,18 @@ def incident_message(facts: IncidentFacts, now: datetime) -> str:
     else:
         lines.append("_Each run is in this thread; this message updates as more arrive._")
     return clip("\n".join(lines), MESSAGE_CHARS)
+
+
+def repeat_of_cause(facts: IncidentFacts) -> str:
+    """A new problem, or one seen before: the cause's earlier episodes in this channel."""
+    if facts.earlier_episodes:
+        return (
+            f"seen here before: {plural(facts.earlier_episodes, 'time')} in the 7 days before, "
+            f"the last from {format_time(facts.last_episode)}"
+        )
+    if facts.last_episode is not None:
+        return f"first time in 7 days (last seen here from {format_time(facts.last_episode)})"
+    return "first time this cause is seen here in 7 days"
 
 
 def snooze_line(facts: IncidentFacts, now: datetime) -> str | None:

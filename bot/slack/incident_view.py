@@ -57,6 +57,8 @@ def incident_facts(view: IncidentView) -> IncidentFacts:
         pending_runs=len(pending),
         pending_accounts=len({run.account for run in pending if run.account}),
         listed=len(view.listed),
+        earlier_episodes=view.earlier_episodes,
+        last_episode=_maybe(view.last_episode),
     )
 
 

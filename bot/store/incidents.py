@@ -45,6 +45,9 @@ RUNS_PER_BATCH = 20
 # A thread batch claimed by a job that has not posted it for this long is taken over by another.
 BATCH_CLAIM_SECONDS = 60
 SNOOZE_KEPT_SECONDS = 600
+# A cause's earlier episodes are remembered this long; "first in 7 days" looks back over the window.
+EPISODES_KEPT_SECONDS = 14 * 86400
+EPISODE_WINDOW_SECONDS = 7 * 86400
 
 Role = Literal["card", "open", "join", "held"]
 BatchTurn = Literal["post", "update", "busy"]
@@ -55,10 +58,10 @@ _SUFFIXES = (":accounts", ":first-accounts", ":recovered", ":runs", ":batches", 
 
 # KEYS: 1 incident hash, 2 accounts set, 3 first-accounts list, 4 the route's incidents (a sorted set
 # of causes by last failure), 5 recovered accounts, 6 runs list, 7 batches hash, 8 reruns hash,
-# 9 rerun statuses hash, 10 the alert's decision, 11 the cause's snooze.
+# 9 rerun statuses hash, 10 the alert's decision, 11 the cause's snooze, 12 the cause's episodes.
 # ARGV: 1 now, 2 execution ID, 3 linked account, 4 group window, 5 resolve window, 6 reopen window,
 # 7 ttl, 8 max accounts, 9 shown accounts, 10 max listed runs, 11 decision ttl, 12 cause,
-# 13-17 cause fields (workflow, node, node type, error, workflow ID).
+# 13-17 cause fields (workflow, node, node type, error, workflow ID), 18 how long episodes are kept.
 _ARRIVE = """
 local decided = redis.call('GET', KEYS[10])
 if decided then
@@ -101,6 +104,9 @@ if role == 'card' then
     'first_exec', ARGV[2], 'first_account', ARGV[3],
     'workflow', ARGV[13], 'node', ARGV[14], 'node_type', ARGV[15], 'error', ARGV[16],
     'workflow_id', ARGV[17])
+  redis.call('ZADD', KEYS[12], ARGV[1], gen)
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', now - tonumber(ARGV[18]))
+  redis.call('EXPIRE', KEYS[12], ARGV[18])
 elseif role == 'open' then
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened', ARGV[1])
 elseif reopen then
@@ -253,6 +259,8 @@ class IncidentView:
     reruns: Reruns | None = None
     rerun_done: frozenset[str] = frozenset()  # listed executions rerun, or being rerun
     opened_at: float | None = None
+    earlier_episodes: int = 0  # of this cause in this route in the 7 days before this one began
+    last_episode: float | None = None  # when the latest earlier one began (within 14 days)
 
     @property
     def pending(self) -> list[RunEntry]:
@@ -302,6 +310,7 @@ class IncidentStore:
                     own["rerun-status"],
                     keys.incident_decision(route_id, alert),
                     keys.cause_snooze(route_id, cause),
+                    keys.cause_episodes(route_id, cause),
                 ],
                 args=[
                     now,
@@ -321,6 +330,7 @@ class IncidentStore:
                     fields.node_type,
                     fields.error,
                     fields.workflow_id,
+                    EPISODES_KEPT_SECONDS,
                 ],
             )
         decided = _text(role)
@@ -496,11 +506,14 @@ class IncidentStore:
             pipe.hgetall(own["reruns"])
             pipe.hgetall(own["rerun-status"])
             pipe.hgetall(keys.cause_snooze(route_id, cause))
-            raw, count, named, healed, runs, batches, reruns, statuses, snooze = await pipe.execute()
+            pipe.zrange(keys.cause_episodes(route_id, cause), 0, -1, withscores=True)
+            raw, count, named, healed, runs, batches, reruns, statuses, snooze, episodes = await pipe.execute()
         data = {_text(k): _text(v) for k, v in raw.items()}
         if "state" not in data:
             return None
         done = {_text(k): _text(v) for k, v in reruns.items()}
+        began = float(data.get("first", "0"))
+        earlier = [float(at) for _, at in episodes if float(at) < began]
         taken = frozenset(k for k, v in done.items() if not v.startswith("failed:"))
         return IncidentView(
             state=_state(data["state"]),
@@ -530,6 +543,8 @@ class IncidentStore:
             reruns=_reruns(data, done, {_text(k): _text(v) for k, v in statuses.items()}),
             rerun_done=taken,
             opened_at=_float(data.get("opened")),
+            earlier_episodes=sum(1 for at in earlier if at >= began - EPISODE_WINDOW_SECONDS),
+            last_episode=max(earlier, default=None),
         )
 
 

@@ -119,6 +119,17 @@ def cause_snooze(route_id: str, cause: str) -> str:
     return f"{NAMESPACE}:cause-snooze:{route_id}:{cause}"
 
 
+def alert_history(route_id: str, subject: str) -> str:
+    """One workflow's deliveries for one linked account in one route (`subject`: a hash of both), a
+    sorted set of `<status>:<execution>` by time: first failure or repeat."""
+    return f"{NAMESPACE}:alert-history:{route_id}:{subject}"
+
+
+def cause_episodes(route_id: str, cause: str) -> str:
+    """When each episode of a cause began in one route (a sorted set, 14 days): a repeat or a first."""
+    return f"{NAMESPACE}:cause-episodes:{route_id}:{cause}"
+
+
 def incidents_of(route_id: str) -> str:
     """A route's incidents: their causes, scored by their latest failure (a sorted set)."""
     return f"{NAMESPACE}:incidents:{route_id}"

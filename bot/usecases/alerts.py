@@ -19,6 +19,7 @@ from bot.refold.webhooks import (
     read_delivery,
     signature_valid,
 )
+from bot.store.alert_history import AlertHistory, Repeat, repeat_of
 from bot.store.alert_routes import AlertEvents, AlertRoute, AlertRouteStore, new_route_id
 from bot.store.audit import AuditEntry, AuditLog
 from bot.store.errors import NotConnected, StoreUnavailable
@@ -87,6 +88,7 @@ class AlertService:
         routes: AlertRouteStore,
         seen: SeenDeliveries,
         incidents: IncidentStore,
+        history: AlertHistory,
         resolver: CredentialResolver,
         refold: RefoldClient,
         audit: AuditLog,
@@ -95,6 +97,7 @@ class AlertService:
         self.routes = routes
         self._seen = seen
         self._incidents = incidents
+        self._history = history
         self._resolver = resolver
         self._refold = refold
         self._audit = audit
@@ -344,6 +347,19 @@ class AlertService:
                 if view is not None and view.state == "open":
                     found.append((route, view))
         return sorted(found, key=lambda pair: -pair[1].last_seen)
+
+    async def remember(self, route: AlertRoute, delivery: Delivery, now: float) -> Repeat | None:
+        """Record a workflow delivery in the route's history of its workflow and linked account; for
+        a failure, where it stands among the earlier ones. None when the delivery names neither."""
+        workflow = delivery.workflow_id or delivery.workflow_name
+        account, execution = delivery.linked_account_id, delivery.instance_id
+        if not workflow or not account or not execution:
+            return None
+        failed = delivery.event is WebhookEvent.WORKFLOW_ERRORED
+        history = await self._history.record(
+            route.route_id, workflow, account, "failed" if failed else "completed", execution, now=now
+        )
+        return repeat_of(history, now) if failed else None
 
     async def first_notice(self, route: AlertRoute, what: str) -> bool:
         """True once per route and `what`: a problem its creator is told about once."""

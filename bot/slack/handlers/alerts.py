@@ -28,7 +28,7 @@ from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.following import start_follow
 from bot.slack.incident_view import at, batches_of, incident_facts
 from bot.slack.web_api import Delivery
-from bot.store.alert_routes import AlertRoute
+from bot.store.alert_routes import AlertEvents, AlertRoute
 from bot.store.errors import StoreUnavailable
 from bot.store.incidents import RESOLVE_SECONDS, Arrival, IncidentView
 from bot.usecases.alerts import environment_wanted
@@ -67,7 +67,8 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
     if result is not None and not environment_wanted(route, result.execution.environment):
         log.info("alert for another environment than the route's; not posted")
         return
-    banner = words.alert_banner(job.delivery.event, job.delivery.linked_account_id)
+    repeat = await _remember(ctx, route, job, result.execution.name if result is not None else None)
+    banner = words.alert_banner(job.delivery.event, job.delivery.linked_account_id, repeat)
 
     def render(budget: CardBudget) -> Card:
         if result is None:
@@ -106,6 +107,30 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
         await _recover(ctx, job, route)
     if posted and posted.ts and result is not None and not result.execution.is_terminal:
         await _follow(ctx, job, route, result, posted.ts, None)
+
+
+async def _remember(
+    ctx: JobContext, route: AlertRoute, job: AlertJob, run_name: str | None
+) -> words.RepeatFacts | None:
+    """The delivery into the route's history; for a failure, whether it is a first or a repeat."""
+    try:
+        repeat = await ctx.alerts.remember(route, job.delivery, time.time())
+    except StoreUnavailable:
+        log.warning(
+            "an alert's history could not be read or kept: Redis unavailable; its card says nothing of it"
+        )
+        return None
+    if repeat is None or not job.delivery.linked_account_id:
+        return None
+    return words.RepeatFacts(
+        workflow=job.delivery.workflow_name or run_name or job.delivery.workflow_id or "the workflow",
+        account=job.delivery.linked_account_id,
+        failures_in_window=repeat.failures_in_window,
+        in_a_row=repeat.in_a_row,
+        failing_since=at(repeat.failing_since),
+        last_success=at(repeat.last_success) if repeat.last_success is not None else None,
+        sees_successes=route.events is not AlertEvents.ERRORED,
+    )
 
 
 async def _recover(ctx: JobContext, job: AlertJob, route: AlertRoute) -> None:
