@@ -416,6 +416,43 @@ def test_a_completed_run_of_an_account_an_incident_hit_moves_it_to_recovering(
     )
 
 
+def test_a_routes_workflow_filter_is_subscribed_in_refold_as_workflow_ids(
+    _bot_server: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str, tmp_path: Path
+) -> None:
+    bot = BotServer(
+        {**_bot_server.env, "PUBLIC_URL": "https://bot.example.com", "PORT": ""}, tmp_path / "bot.log"
+    )
+    bot.env["PORT"] = str(bot.port)
+    bot.start()
+    try:
+        # Two workflows share a name in different apps; another only contains it.
+        refold.workflows.update(
+            {
+                "6495792b9b6ca6d77a17e513": "Nightly sync",
+                "6495792b9b6ca6d77a17e514": "nightly SYNC",
+                "6495792b9b6ca6d77a17e515": "Nightly sync (old)",
+            }
+        )
+        turn_on(bot, slack, refold, redis_url, bot_key, "workflow:Nightly sync")
+        (subscription,) = refold.webhooks.values()
+        assert sorted(subscription["workflow_ids"]) == [
+            "6495792b9b6ca6d77a17e513",
+            "6495792b9b6ca6d77a17e514",
+        ]
+        with refold.lock:
+            (looked_up,) = [r for r in refold.requests if r["path"] == "/api/v2/public/workflow"]
+        assert looked_up["query"]["name"] == "Nightly\\ sync"  # escaped: Refold's search is a regex
+        # By ID, no lookup; no filter lifts it; a name Refold does not know subscribes to every workflow.
+        alerts_command(bot, slack, "on workflow:6495792B9B6CA6D77A17E515", "by-id")
+        assert subscription["workflow_ids"] == ["6495792b9b6ca6d77a17e515"]
+        alerts_command(bot, slack, "on", "no-filter")
+        assert subscription["workflow_ids"] == []
+        alerts_command(bot, slack, "on workflow:Unknown flow", "unknown")
+        assert subscription["workflow_ids"] == []
+    finally:
+        bot.stop()
+
+
 def test_with_a_public_url_turning_alerts_on_subscribes_the_webhook_in_refold_and_off_deletes_it(
     _bot_server: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str, tmp_path: Path
 ) -> None:

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 EXECUTION_PATH = "/api/v2/public/execution"
 WEBHOOK_PATH = "/api/v2/public/webhook"
+WORKFLOW_PATH = "/api/v2/public/workflow"
 
 
 def _version() -> str:
@@ -400,7 +401,12 @@ class RefoldClient:
         raise error_for_response(response)
 
     async def register_webhook(
-        self, creds: RefoldCredentials, url: str, events: list[str], description: str
+        self,
+        creds: RefoldCredentials,
+        url: str,
+        events: list[str],
+        description: str,
+        workflow_ids: list[str] | None = None,
     ) -> str:
         """Subscribe `url` to `events` in the org's environment of these credentials; returns its ID.
 
@@ -412,21 +418,49 @@ class RefoldClient:
             WEBHOOK_PATH,
             None,
             idempotent=False,
-            body={"webhook_url": url, "webhook_events": events, "webhook_description": description},
+            body={
+                "webhook_url": url,
+                "webhook_events": events,
+                "webhook_description": description,
+                # Refold then sends only these workflows' events (openapi.yaml, RegisterWebhookRequest).
+                **({"workflow_ids": workflow_ids} if workflow_ids else {}),
+            },
         )
         webhook_id = data.get("_id") or data.get("id") if isinstance(data, dict) else None
         if not webhook_id:
             raise MalformedResponse("Refold registered the webhook but did not say its ID")
         return str(webhook_id)[:100]
 
-    async def update_webhook(self, creds: RefoldCredentials, webhook_id: str, events: list[str]) -> None:
+    async def update_webhook(
+        self,
+        creds: RefoldCredentials,
+        webhook_id: str,
+        events: list[str],
+        workflow_ids: list[str] | None = None,
+    ) -> None:
         await self._call_json(
             "PUT",
             creds,
             f"{WEBHOOK_PATH}/{quote(webhook_id, safe='')}",
             None,
-            body={"webhook_events": events},
+            # An empty list lifts an earlier workflow filter.
+            body={"webhook_events": events, "workflow_ids": workflow_ids or []},
         )
+
+    async def workflow_ids_named(self, creds: RefoldCredentials, name: str) -> list[str]:
+        """The IDs of the org's workflows called exactly `name` (any case): Refold's list searches by
+        regex, so the name is escaped and the matches compared whole."""
+        data = await self._call_json(
+            "GET", creds, WORKFLOW_PATH, None, params={"name": re.escape(name), "limit": 50, "page": 1}
+        )
+        docs = data.get("docs") if isinstance(data, dict) else None
+        found = []
+        for doc in docs if isinstance(docs, list) else []:
+            if isinstance(doc, dict) and str(doc.get("name") or "").casefold() == name.casefold():
+                workflow_id = doc.get("_id") or doc.get("id")
+                if isinstance(workflow_id, str) and workflow_id:
+                    found.append(workflow_id[:100])
+        return found
 
     async def delete_webhook(self, creds: RefoldCredentials, webhook_id: str) -> None:
         """Delete a subscription; one already gone (404) counts as deleted."""

@@ -507,7 +507,18 @@ class IncidentStore:
             pipe.hgetall(own["rerun-status"])
             pipe.hgetall(keys.cause_snooze(route_id, cause))
             pipe.zrange(keys.cause_episodes(route_id, cause), 0, -1, withscores=True)
-            raw, count, named, healed, runs, batches, reruns, statuses, snooze, episodes = await pipe.execute()
+            (
+                raw,
+                count,
+                named,
+                healed,
+                runs,
+                batches,
+                reruns,
+                statuses,
+                snooze,
+                episodes,
+            ) = await pipe.execute()
         data = {_text(k): _text(v) for k, v in raw.items()}
         if "state" not in data:
             return None

@@ -11,7 +11,8 @@ from typing import Literal
 from bot.errors import BotError
 from bot.refold.causes import Cause
 from bot.refold.client import RefoldClient
-from bot.refold.credentials import AuthKind
+from bot.refold.credentials import AuthKind, RefoldCredentials
+from bot.refold.ids import InvalidExecutionId, normalize_execution_id
 from bot.refold.webhooks import (
     Delivery,
     UnreadableDelivery,
@@ -132,10 +133,13 @@ class AlertService:
         if url is not None:
             events = subscribed_events(filters.events)
             creds = resolved.credentials
+            workflow_ids = await self._workflow_ids(creds, filters.workflow)
             try:
                 if route.refold_webhook_id:
                     try:
-                        await self._refold.update_webhook(creds, route.refold_webhook_id, events)
+                        await self._refold.update_webhook(
+                            creds, route.refold_webhook_id, events, workflow_ids
+                        )
                     except BotError as exc:
                         log.info(
                             "updating the route's Refold webhook failed (%s); registering anew", exc.kind
@@ -143,7 +147,7 @@ class AlertService:
                         route.refold_webhook_id = None
                 if route.refold_webhook_id is None:
                     route.refold_webhook_id = await self._refold.register_webhook(
-                        creds, url, events, f"Slack alerts ({workspace.label}/{channel_id})"
+                        creds, url, events, f"Slack alerts ({workspace.label}/{channel_id})", workflow_ids
                     )
             except BotError as exc:
                 log.warning("registering an alert route's webhook in Refold failed: %s", exc.kind.value)
@@ -159,6 +163,26 @@ class AlertService:
             register_error=error,
             signed=resolved.credentials.kind is AuthKind.API_KEY,
         )
+
+    async def _workflow_ids(self, creds: RefoldCredentials, workflow: str | None) -> list[str] | None:
+        """The route's workflow filter as IDs for Refold, so it sends fewer deliveries (the bot still
+        filters on arrival). None: no filter, or a name Refold's list could not resolve."""
+        if workflow is None:
+            return None
+        try:
+            return [normalize_execution_id(workflow)]  # workflow IDs are 24 hex characters too
+        except InvalidExecutionId:
+            pass
+        try:
+            found = await self._refold.workflow_ids_named(creds, workflow)
+        except BotError as exc:
+            log.warning(
+                "the route's workflow could not be looked up in Refold (%s); filtered on arrival", exc.kind
+            )
+            return None
+        if not found:
+            log.info("no Refold workflow has the route's workflow name; filtered on arrival only")
+        return found or None
 
     async def turn_off(self, workspace: Workspace, channel_id: str, who: str | None) -> TurnedOff:
         route = await self.routes.for_channel(workspace.label, channel_id)

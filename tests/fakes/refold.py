@@ -10,6 +10,7 @@ import asyncio
 import collections
 import copy
 import json
+import re
 import threading
 import time
 import uuid
@@ -172,6 +173,8 @@ class FakeRefold(LoopbackServer):
         self.hold_rerun: int | None = None
         self.rerun_held = threading.Event()
         self.release_rerun = threading.Event()
+        # The org's workflows (listWorkflows): ID -> name.
+        self.workflows: dict[str, str] = {}
         # Webhook subscriptions (registerWebhook), by ID, as the bot registered them.
         self.webhooks: dict[str, dict[str, Any]] = {}
 
@@ -209,6 +212,7 @@ class FakeRefold(LoopbackServer):
             self.rerun_held.clear()
             self.release_rerun.clear()
             self.webhooks.clear()
+            self.workflows.clear()
 
     def count(self, endpoint: str) -> int:
         with self.lock:
@@ -224,6 +228,7 @@ class FakeRefold(LoopbackServer):
         app.router.add_post("/api/v2/public/execution/{execution_id}/stop", self._stop)
         app.router.add_post("/api/v2/public/session-token", self._session_token)
         app.router.add_get("/api/v2/public/webhook", self._list_webhooks)
+        app.router.add_get("/api/v2/public/workflow", self._list_workflows)
         app.router.add_post("/api/v2/public/webhook", self._register_webhook)
         app.router.add_put("/api/v2/public/webhook/{webhook_id}", self._update_webhook)
         app.router.add_delete("/api/v2/public/webhook/{webhook_id}", self._delete_webhook)
@@ -432,6 +437,7 @@ class FakeRefold(LoopbackServer):
             "webhook_description": body.get("webhook_description", ""),
             "method": "POST",
             "webhook_type": "default",
+            "workflow_ids": body.get("workflow_ids") or [],
         }
         with self.lock:
             self.webhooks[webhook_id] = record
@@ -447,9 +453,24 @@ class FakeRefold(LoopbackServer):
             if record is None:
                 return web.json_response({**NOT_FOUND, "message": "Webhook not found"}, status=404)
             record.update(
-                {k: v for k, v in body.items() if k in ("webhook_events", "webhook_url", "is_enabled")}
+                {
+                    k: v
+                    for k, v in body.items()
+                    if k in ("webhook_events", "webhook_url", "is_enabled", "workflow_ids")
+                }
             )
             return web.json_response(record)
+
+    async def _list_workflows(self, request: web.Request) -> web.Response:
+        refused = self._org_auth(request)
+        if refused is not None:
+            return refused
+        pattern = re.compile(request.query.get("name", ""), re.IGNORECASE)  # "Regex search on workflow name"
+        with self.lock:
+            docs = [
+                {"_id": wid, "name": name} for wid, name in self.workflows.items() if pattern.search(name)
+            ]
+        return web.json_response({"docs": docs, "totalDocs": len(docs), "page": 1, "hasNextPage": False})
 
     async def _delete_webhook(self, request: web.Request) -> web.Response:
         refused = self._org_auth(request)
