@@ -45,7 +45,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 
 def register_surfaces(app: AsyncApp, c: Container) -> None:
     """One listener module per Slack surface; each `register` takes the services it uses."""
-    commands.register(app, c.dispatcher, c.responder, c.resolver, c.follows, c.actions, c.alerts)
+    commands.register(app, c.dispatcher, c.responder, c.resolver, c.follows, c.actions, c.alerts, c.jobs)
     shortcuts.register(app, c.dispatcher)
     card_buttons.register(app, c.dispatcher, c.responder)
     incident_buttons.register(app, c.dispatcher, c.responder)

@@ -50,6 +50,7 @@ from bot.store.redis import (
 )
 from bot.store.seen import SeenDeliveries
 from bot.store.slack_pacer import SlackPacer
+from bot.store.snoozes import SnoozeStore
 from bot.tasks import BackgroundTasks
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
@@ -206,6 +207,7 @@ def build_container(
         seen,
         IncidentStore(redis),
         AlertHistory(redis),
+        SnoozeStore(redis),
         resolver,
         refold,
         audit,

@@ -25,7 +25,9 @@ class LookupCommand:
 
 
 Verb = Literal["help", "status", "connect", "disconnect", "following", "incidents"]
-AlertAction = Literal["on", "off", "list", "help"]
+AlertAction = Literal["on", "off", "list", "help", "snooze", "unsnooze"]
+SnoozeFor = Literal["1h", "4h", "24h", "until-success"]
+SNOOZE_FOR: dict[str, SnoozeFor] = {choice: choice for choice in get_args(SnoozeFor)}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class AlertsCommand:
     events: str = "errored"
     environment: str | None = None
     workflow: str | None = None
+    # snooze / unsnooze: what (a workflow or a linked account), and for how long
+    snooze_kind: Literal["workflow", "account"] | None = None
+    snooze_value: str | None = None
+    snooze_for: SnoozeFor = "1h"
 
 
 SearchStatus = Literal["errored", "running", "completed", "stopped", "timed_out"]
@@ -156,7 +162,11 @@ def parse_alerts(rest: str) -> AlertsCommand | InvalidCommand:
     word = words[0].lower() if words else "help"
     action = ALERT_ACTIONS.get(word)
     if action is None:
-        return InvalidCommand(f"`alerts {word[:20]}` is not a choice: use `on`, `off` or `list`.")
+        return InvalidCommand(
+            f"`alerts {word[:20]}` is not a choice: use `on`, `off`, `list`, `snooze` or `unsnooze`."
+        )
+    if action in ("snooze", "unsnooze"):
+        return _parse_snooze(action, rest.strip()[len(words[0]) :])
     if action != "on":
         if len(words) > 1 or workflow_text:
             return InvalidCommand(f"`alerts {action}` takes no filters.")
@@ -242,6 +252,37 @@ def _search_command(values: dict[str, str]) -> SearchCommand | InvalidCommand:
     if workflow is not None and (len(workflow) > MAX_WORKFLOW_CHARS or any(ord(ch) < 32 for ch in workflow)):
         return InvalidCommand(f"That workflow name is longer than {MAX_WORKFLOW_CHARS} characters.")
     return SearchCommand(account=account, status=status, workflow=workflow, since=since, source=source)
+
+
+_SNOOZE = re.compile(r"\s*(workflow|account):\s*(.+?)(?:\s+for\s+(\S+))?\s*", re.IGNORECASE | re.DOTALL)
+
+
+def _parse_snooze(action: AlertAction, rest: str) -> AlertsCommand | InvalidCommand:
+    """`snooze workflow:<name or id>|account:<linked account> [for 1h|4h|24h|until-success]`."""
+    what = "workflow:<name or id>` or `account:<linked account>"
+    matched = _SNOOZE.fullmatch(rest)
+    if matched is None:
+        return InvalidCommand(f"`alerts {action}` needs `{what}` after it.")
+    kind: Literal["workflow", "account"] = "workflow" if matched.group(1).lower() == "workflow" else "account"
+    value = " ".join(matched.group(2).split()).strip(_QUOTES).strip()
+    if not value:
+        return InvalidCommand(f"`{kind}:` needs a value after it.")
+    if kind == "account":
+        try:
+            value = normalize_linked_account(value)
+        except InvalidLinkedAccount as exc:
+            return InvalidCommand(f"That linked account can't be used: {exc}.")
+    elif len(value) > MAX_WORKFLOW_CHARS or any(ord(ch) < 32 for ch in value):
+        return InvalidCommand(f"That workflow name is longer than {MAX_WORKFLOW_CHARS} characters.")
+    length = matched.group(3)
+    if length is not None and action == "unsnooze":
+        return InvalidCommand("`alerts unsnooze` takes no `for`.")
+    chosen = SNOOZE_FOR.get((length or "1h").lower())
+    if chosen is None:
+        return InvalidCommand(
+            f"`for {length[:20] if length else ''}` is not a choice: use `1h`, `4h`, `24h` or `until-success`."
+        )
+    return AlertsCommand(action, snooze_kind=kind, snooze_value=value, snooze_for=chosen)
 
 
 # --- message shortcut -------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis as redis_sync
 import redis.asyncio as aioredis
 
 from bot.store.audit import AuditEntry, AuditLog
@@ -695,3 +696,112 @@ def test_each_alert_card_says_whether_it_is_a_first_failure_or_a_repeat(
     after = banner_of(deliver("Workflow Errored", "Step D"))
     assert "first failure of *Nightly sync* for *acme* since its success at" in after
     assert "(4 failures in 7 days)" in after
+
+
+def bring_forward(redis_url: str, job_key_part: str) -> None:
+    """Make the scheduled job whose key holds `job_key_part` due now, as if its time had come: the
+    real job the command scheduled, run by the real queue."""
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        due = [m for m in client.zrange("saq:refold-bot:incomplete", 0, -1) if job_key_part.encode() in m]
+        assert due, f"no scheduled job like {job_key_part}"
+        for member in due:
+            client.zadd("saq:refold-bot:incomplete", {member: time.time()}, xx=True)
+    finally:
+        client.close()
+
+
+def held_count(redis_url: str) -> int:
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        return sum(
+            int(client.hget(k, "held") or 0)
+            for k in client.scan_iter("refold-bot:alert-snooze:*")
+            if not k.endswith(b":held")
+        )
+    finally:
+        client.close()
+
+
+def test_a_snoozed_workflow_holds_its_alerts_back_and_ends_at_its_time_with_the_count(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key, "all")
+    refused = alerts_command(bot, slack, "snooze workflow:Nightly sync for 4h", "snooze-u2", user="U2")
+    assert "Only workspace admins and owners, and the people the connect form names as operators" in refused
+    said = alerts_command(bot, slack, "snooze workflow:Nightly sync for 4h", "snooze")
+    assert ":zzz: workflow *Nightly sync* snoozed by <@U1> until" in said and "0 alerts held back" in said
+
+    def fail(name: str, node: str, account: str = "acme") -> str:
+        execution_id = new_id()
+        refold.add_execution(
+            execution_id,
+            failing_with({"error": f"{node} broke"}, account, node=node),
+            linked_account_id=account,
+        )
+        assert (
+            bot.webhook(route, workflow_event(execution_id, name=name, account=account)).json()["result"]
+            == "accepted"
+        )
+        return execution_id
+
+    held = [fail("Nightly sync", f"Step {n}") for n in range(3)]
+    other = fail("Weekly export", "Upload")
+    slack.wait_for(lambda s: other in every_message_text(s), timeout=20)
+    slack.wait_for(lambda s: held_count(redis_url) == 3, timeout=20)
+    assert not any(e in every_message_text(slack) for e in held)  # counted, not posted
+    listed = alerts_command(bot, slack, "list", "list")
+    assert ":zzz: workflow *Nightly sync* snoozed by <@U1> until" in listed and "3 alerts held back" in listed
+    # Its time comes: the end job the command scheduled says so once, with the runs in its thread.
+    bring_forward(redis_url, "snooze-end:")
+    (ended,) = slack.wait_for(
+        lambda s: [
+            m for m in s.channel_messages(CHANNEL) if "Snooze of workflow *Nightly sync* ended" in str(m.text)
+        ],
+        timeout=30,
+    )
+    assert "3 alerts arrived while it was on (their runs are in this thread)" in str(ended.text)
+
+    # The held runs follow the line in its thread.
+    def thread_with_all(s: FakeSlack) -> str | None:
+        shown = json.dumps([[r.text, r.blocks] for r in s.thread(CHANNEL, ended.ts)], ensure_ascii=False)
+        return shown if all(e in shown for e in held) else None
+
+    thread = slack.wait_for(thread_with_all, timeout=20)
+    assert "Held back 1–3" in thread
+    # Over: the workflow's alerts are posted again.
+    after = fail("Nightly sync", "Step 9")
+    slack.wait_for(lambda s: after in every_message_text(s), timeout=20)
+    assert ":zzz:" not in alerts_command(bot, slack, "list", "list-after")
+
+
+def test_an_until_success_snooze_of_an_account_ends_when_a_run_of_it_completes(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key, "all")
+    said = alerts_command(bot, slack, "snooze account:beta for until-success", "snooze")
+    assert "snoozed by <@U1> until a run succeeds" in said
+    failed = new_id()
+    refold.add_execution(failed, failing_with({"error": "boom"}, "beta"), linked_account_id="beta")
+    assert bot.webhook(route, workflow_event(failed, account="beta")).json()["result"] == "accepted"
+    slack.wait_for(lambda s: held_count(redis_url) == 1, timeout=20)
+    completed = new_id()
+    refold.add_execution(
+        completed, running_doc(done=3, status="COMPLETED", linked_account_id="beta"), linked_account_id="beta"
+    )
+    assert (
+        bot.webhook(route, workflow_event(completed, "Workflow Completed", account="beta")).json()["result"]
+        == "accepted"
+    )
+    (ended,) = slack.wait_for(
+        lambda s: [
+            m for m in s.channel_messages(CHANNEL) if "Snooze of linked account *beta* ended" in str(m.text)
+        ],
+        timeout=30,
+    )
+    assert f"a run succeeded (`{completed}`): 1 alert arrived while it was on" in str(ended.text)
+    # The success itself is posted as its card; the held failure is in the end line's thread.
+    slack.wait_for(lambda s: completed in json.dumps([p["blocks"] for p in cards(s)]), timeout=20)
+    slack.wait_for(
+        lambda s: failed in json.dumps([r.blocks for r in s.thread(CHANNEL, ended.ts)]), timeout=20
+    )

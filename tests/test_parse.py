@@ -295,3 +295,33 @@ def test_search_since_reads_minutes_hours_and_days() -> None:
 def test_bad_search_filters_name_the_part_that_could_not_be_read(text: str, named: str) -> None:
     parsed = parse_command(text)
     assert isinstance(parsed, InvalidCommand) and named in parsed.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value", "length"),
+    [
+        ("alerts snooze workflow:Nightly sync for 4h", "workflow", "Nightly sync", "4h"),
+        ("alerts snooze account:acme", "account", "acme", "1h"),
+        ("alerts snooze account:acme for until-success", "account", "acme", "until-success"),
+        ("alerts unsnooze workflow:6495792b9b6ca6d77a17e513", "workflow", "6495792b9b6ca6d77a17e513", "1h"),
+    ],
+)
+def test_snooze_commands_name_a_workflow_or_an_account_and_how_long(
+    text: str, kind: str, value: str, length: str
+) -> None:
+    parsed = parse_command(text)
+    assert isinstance(parsed, AlertsCommand)
+    assert (parsed.snooze_kind, parsed.snooze_value, parsed.snooze_for) == (kind, value, length)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("alerts snooze", "needs `workflow:<name or id>` or `account:<linked account>`"),
+        ("alerts snooze workflow:x for 2d", "`for 2d` is not a choice"),
+        ("alerts unsnooze account:acme for 1h", "`alerts unsnooze` takes no `for`"),
+    ],
+)
+def test_bad_snooze_commands_say_why(text: str, named: str) -> None:
+    parsed = parse_command(text)
+    assert isinstance(parsed, InvalidCommand) and named in parsed.reason

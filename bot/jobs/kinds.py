@@ -191,6 +191,22 @@ class SearchJob(JobBase):
     page: int = 1
 
 
+EndReason = Literal["time", "early", "success"]
+
+
+class SnoozeEndJob(JobBase):
+    """End one snooze of a route's alerts with its one line in the channel: at its time, early (an
+    unsnooze), or on the success an until-success snooze waited for."""
+
+    kind: Literal["snooze_end"] = "snooze_end"
+    route_id: str
+    snooze_id: str
+    since: float  # the snooze this ends; a newer snooze of the same thing has its own end
+    reason: EndReason
+    ended_by: str | None = None
+    success_of: str | None = None  # the run whose success ended it
+
+
 class UnfurlLink(BaseModel):
     url: str
     execution_id: str
@@ -244,6 +260,7 @@ AnyJob = Annotated[
     | BulkRerunJob
     | RerunWatchJob
     | SearchJob
+    | SnoozeEndJob
     | UnfurlJob,
     Field(discriminator="kind"),
 ]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.render.text import clip, format_time, inline, plural
+from bot.render.text import clip, escape_mrkdwn, format_time, inline, plural
 
 ALERTS_USAGE = (
     "*Send Refold alerts to this channel* (workspace admins)\n"
@@ -14,7 +14,15 @@ ALERTS_USAGE = (
     "post Refold's workflow alerts here as live cards (default: errored runs of every workflow and "
     "environment); run it again to change the filters\n"
     "• `/execution alerts off`: stop them in this channel\n"
-    "• `/execution alerts list`: every channel that gets alerts"
+    "• `/execution alerts list`: every channel that gets alerts, and what is snoozed\n"
+    "• `/execution alerts snooze workflow:<name or id>|account:<linked account> [for 1h|4h|24h|until-success]`: "
+    "hold back this channel's alerts of a workflow or a linked account (default 1 h; workspace admins and "
+    "the connect form's operators); they are counted and listed when it ends\n"
+    "• `/execution alerts unsnooze workflow:…|account:…`: end it now"
+)
+SNOOZE_NOT_ALLOWED = (
+    ":lock: Only workspace admins and owners, and the people the connect form names as operators, can "
+    "snooze alerts. Ask one of them."
 )
 ALERTS_ADMIN_ONLY = (
     ":lock: Only workspace admins and owners can change where Refold alerts go. Ask one of them."
@@ -25,6 +33,16 @@ NEEDS_CHANNEL = ":warning: Run `/execution alerts on` in the channel that should
 
 
 @dataclass(frozen=True)
+class SnoozeView:
+    kind: str  # workflow | account
+    value: str
+    by: str
+    until: datetime
+    until_success: bool
+    held: int
+
+
+@dataclass(frozen=True)
 class RouteView:
     channel_id: str
     events: str  # errored | completed | all
@@ -32,6 +50,60 @@ class RouteView:
     workflow: str | None
     registered: bool  # subscribed in Refold by the bot
     created_by: str | None
+    snoozes: Sequence[SnoozeView] = ()
+
+
+def snoozed_what(kind: str, value: str) -> str:
+    return f"{'workflow' if kind == 'workflow' else 'linked account'} *{escape_mrkdwn(clip(value, 80))}*"
+
+
+def snooze_line(snooze: SnoozeView) -> str:
+    """What, who, until when, how many held back."""
+    until = (
+        f"until a run succeeds (at most until {format_time(snooze.until)})"
+        if snooze.until_success
+        else f"until {format_time(snooze.until)}"
+    )
+    return (
+        f":zzz: {snoozed_what(snooze.kind, snooze.value)} snoozed by <@{inline(snooze.by, 30)}> {until}: "
+        f"{plural(snooze.held, 'alert')} held back"
+    )
+
+
+def snoozed(snooze: SnoozeView, channel_id: str) -> str:
+    return (
+        f"{snooze_line(snooze)}. Its alerts in <#{inline(channel_id, 20)}> are counted, not posted; when it ends, "
+        "one line there says how many came, with their runs in its thread. "
+        f"`/execution alerts unsnooze {snooze.kind}:{inline(snooze.value, 80)}` ends it now."
+    )
+
+
+def not_snoozed(kind: str, value: str) -> str:
+    return f"Nothing to end: {snoozed_what(kind, value)} is not snoozed in this channel."
+
+
+def unsnoozing(kind: str, value: str) -> str:
+    return f":bell: Ending the snooze of {snoozed_what(kind, value)}: its alerts are posted again."
+
+
+def snooze_ended(
+    kind: str, value: str, held: int, reason: str, ended_by: str | None, success_of: str | None
+) -> str:
+    """The one line that ends a snooze in its channel."""
+    what = snoozed_what(kind, value)
+    came = f"{plural(held, 'alert')} arrived while it was on" if held else "no alert arrived while it was on"
+    match reason:
+        case "early":
+            by = f" by <@{inline(ended_by, 30)}>" if ended_by else ""
+            head = f":bell: Snooze of {what} ended early{by}"
+        case "success":
+            head = f":bell: Snooze of {what} ended: a run succeeded" + (
+                f" (`{inline(success_of, 40)}`)" if success_of else ""
+            )
+        case _:
+            head = f":bell: Snooze of {what} ended"
+    listed = " (their runs are in this thread)" if held else ""
+    return f"{head}: {came}{listed}."
 
 
 def filters_text(events: str, environment: str | None, workflow: str | None) -> str:
@@ -43,7 +115,8 @@ def filters_text(events: str, environment: str | None, workflow: str | None) -> 
 
 def route_line(route: RouteView) -> str:
     via = "subscribed in Refold" if route.registered else "webhook added by hand"
-    return f"<#{inline(route.channel_id, 20)}>: {filters_text(route.events, route.environment, route.workflow)} · {via}"
+    line = f"<#{inline(route.channel_id, 20)}>: {filters_text(route.events, route.environment, route.workflow)} · {via}"
+    return line + "".join(f"\n   {snooze_line(s)}" for s in route.snoozes[:10])
 
 
 def routes_list(routes: Sequence[RouteView]) -> str:

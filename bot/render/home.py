@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.render import block_kit as kit
-from bot.render.alerts import RouteView, filters_text
+from bot.render.alerts import RouteView, filters_text, snooze_line
 from bot.render.follow import FollowLine
 from bot.render.incident import IncidentFacts, incidents_list
 from bot.render.status import ConnectionFacts, connection_status
@@ -73,6 +73,7 @@ def home_view(facts: HomeFacts, now: datetime) -> dict[str, Any]:
         text = (
             f"<#{inline(route.channel_id, 20)}>: "
             f"{filters_text(route.events, route.environment, route.workflow)}"
+            + "".join(f"\n{snooze_line(s)}" for s in route.snoozes[:5])
         )
         button = _off_button(route_id, route.channel_id) if facts.is_admin else None
         blocks.append(kit.section(text, accessory=button))

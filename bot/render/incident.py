@@ -246,15 +246,15 @@ class RunRow:
     at: datetime
 
 
-def batch_text(rows: Sequence[RunRow], first: int) -> str:
+def batch_text(rows: Sequence[RunRow], first: int, title: str = "Failed runs") -> str:
     ids = ", ".join(f"`{inline(r.execution_id, 40)}`" for r in rows)
-    return clip(f"Failed runs {first + 1}–{first + len(rows)}: {ids}", MESSAGE_CHARS)
+    return clip(f"{title} {first + 1}–{first + len(rows)}: {ids}", MESSAGE_CHARS)
 
 
-def batch_blocks(rows: Sequence[RunRow], first: int) -> list[dict[str, Any]]:
+def batch_blocks(rows: Sequence[RunRow], first: int, title: str = "Failed runs") -> list[dict[str, Any]]:
     """One thread message of runs (at most RUNS_PER_BATCH): each with its ID, linked account and time,
     and a button that shows its card."""
-    blocks: list[dict[str, Any]] = [kit.context(f"*Failed runs {first + 1}–{first + len(rows)}*")]
+    blocks: list[dict[str, Any]] = [kit.context(f"*{title} {first + 1}–{first + len(rows)}*")]
     for row in rows[:RUNS_PER_BATCH]:
         account = f" · *{inline(row.account, 80)}*" if row.account else ""
         blocks.append(

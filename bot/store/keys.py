@@ -130,6 +130,17 @@ def cause_episodes(route_id: str, cause: str) -> str:
     return f"{NAMESPACE}:cause-episodes:{route_id}:{cause}"
 
 
+def alert_snooze(route_id: str, snooze_id: str) -> str:
+    """One snooze of a route's alerts, of a workflow or a linked account (a hash; its held runs in a
+    list beside it, under `:held`)."""
+    return f"{NAMESPACE}:alert-snooze:{route_id}:{snooze_id}"
+
+
+def alert_snoozes_of(route_id: str) -> str:
+    """A route's snoozes (a set of snooze IDs), for listing them."""
+    return f"{NAMESPACE}:alert-snoozes:{route_id}"
+
+
 def incidents_of(route_id: str) -> str:
     """A route's incidents: their causes, scored by their latest failure (a sorted set)."""
     return f"{NAMESPACE}:incidents:{route_id}"

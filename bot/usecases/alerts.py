@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from bot.errors import BotError
+from bot.parse import SnoozeFor
 from bot.refold.causes import Cause
 from bot.refold.client import RefoldClient
 from bot.refold.credentials import AuthKind, RefoldCredentials
@@ -26,6 +27,7 @@ from bot.store.audit import AuditEntry, AuditLog
 from bot.store.errors import NotConnected, StoreUnavailable
 from bot.store.incidents import Arrival, BatchTurn, CauseFields, IncidentStore, IncidentView, RerunClaim
 from bot.store.seen import SeenDeliveries
+from bot.store.snoozes import LONGEST_SECONDS, AlertSnooze, SnoozeKind, SnoozeStore, snooze_id
 from bot.usecases.workspace import CredentialResolver, Workspace
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class AlertService:
         seen: SeenDeliveries,
         incidents: IncidentStore,
         history: AlertHistory,
+        snoozes: SnoozeStore,
         resolver: CredentialResolver,
         refold: RefoldClient,
         audit: AuditLog,
@@ -99,6 +102,7 @@ class AlertService:
         self._seen = seen
         self._incidents = incidents
         self._history = history
+        self.snoozes = snoozes
         self._resolver = resolver
         self._refold = refold
         self._audit = audit
@@ -384,6 +388,38 @@ class AlertService:
             route.route_id, workflow, account, "failed" if failed else "completed", execution, now=now
         )
         return repeat_of(history, now) if failed else None
+
+    # --- snoozes of a workflow or a linked account --------------------------------
+
+    async def snooze_alerts(
+        self,
+        workspace: Workspace,
+        route: AlertRoute,
+        kind: SnoozeKind,
+        value: str,
+        who: str,
+        length: SnoozeFor,
+        now: float,
+    ) -> AlertSnooze:
+        until_success = length == "until-success"
+        seconds = LONGEST_SECONDS if until_success else int(length[:-1]) * 3600
+        snooze = await self.snoozes.put(
+            route.route_id, kind, value, who, until=now + seconds, until_success=until_success, now=now
+        )
+        await self._record(
+            workspace, who, "alerts snooze", f"<#{route.channel_id}> {kind} {value} for {length}"
+        )
+        return snooze
+
+    async def unsnooze_alerts(
+        self, workspace: Workspace, route: AlertRoute, kind: SnoozeKind, value: str, who: str, now: float
+    ) -> AlertSnooze | None:
+        """The snooze to end now (its end job says so in the channel); None when there is none."""
+        snooze = await self.snoozes.get(route.route_id, snooze_id(kind, value))
+        if snooze is None or snooze.until <= now:
+            return None
+        await self._record(workspace, who, "alerts unsnooze", f"<#{route.channel_id}> {kind} {value}")
+        return snooze
 
     async def first_notice(self, route: AlertRoute, what: str) -> bool:
         """True once per route and `what`: a problem its creator is told about once."""

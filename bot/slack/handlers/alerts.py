@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, assert_never
 
-from bot.jobs.kinds import AlertJob, IncidentUpdateJob, JobBase, ReplyTarget, Target
+from bot.jobs.kinds import AlertJob, IncidentUpdateJob, JobBase, ReplyTarget, SnoozeEndJob, Target
 from bot.refold.causes import cause_of
 from bot.refold.webhooks import WebhookEvent
 from bot.render import alerts as words
@@ -57,6 +57,8 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
         )
         posted = await ctx.once("notice", lambda: web_api.post(ctx.client, route.channel_id, text))
         await _check_posted(ctx, route, posted)
+        return
+    if await _held_by_snooze(ctx, job, route):
         return
     target = Target(
         execution_id=job.delivery.instance_id or "", linked_account_id=job.delivery.linked_account_id
@@ -107,6 +109,46 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
         await _recover(ctx, job, route)
     if posted and posted.ts and result is not None and not result.execution.is_terminal:
         await _follow(ctx, job, route, result, posted.ts, None)
+
+
+async def _held_by_snooze(ctx: JobContext, job: AlertJob, route: AlertRoute) -> bool:
+    """A snoozed workflow's or account's alert is counted, not posted (nor fetched). A success of
+    what an until-success snooze covers ends it, and is posted."""
+    delivery, now = job.delivery, time.time()
+    try:
+        snooze = await ctx.alerts.snoozes.matching(
+            route.route_id, delivery.workflow_id, delivery.workflow_name, delivery.linked_account_id, now=now
+        )
+        if snooze is None:
+            return False
+        if snooze.until_success and delivery.event == WebhookEvent.WORKFLOW_COMPLETED:
+            await ctx.scheduler.enqueue(
+                SnoozeEndJob(
+                    origin=job.origin,
+                    reply=job.reply,
+                    interaction=f"snooze-end:{route.route_id}:{snooze.snooze_id}:{snooze.since}:success",
+                    route_id=route.route_id,
+                    snooze_id=snooze.snooze_id,
+                    since=snooze.since,
+                    reason="success",
+                    success_of=delivery.instance_id,
+                )
+            )
+            return False
+        held = await ctx.alerts.snoozes.hold(
+            route.route_id,
+            snooze.snooze_id,
+            delivery.instance_id or "",
+            delivery.linked_account_id or "",
+            now=now,
+        )
+    except StoreUnavailable as exc:
+        ctx.retry_unless_final(exc.kind.value)
+        log.warning("an alert's snooze could not be checked (Redis unavailable); it is posted")
+        return False
+    if held:
+        log.info("an alert was held back by a snooze")
+    return held
 
 
 async def _remember(

@@ -21,11 +21,12 @@ from bot.jobs.kinds import (
     SearchJob,
     ShareJob,
     ShortcutJob,
+    SnoozeEndJob,
     StopJob,
     UnfollowJob,
     UnfurlJob,
 )
-from bot.slack.handlers import alerts, following, incident_actions, lookups, operate, search, unfurl
+from bot.slack.handlers import alerts, following, incident_actions, lookups, operate, search, snoozes, unfurl
 from bot.slack.handlers.context import JobContext
 
 BoundHandler = Callable[[JobContext], Awaitable[None]]
@@ -64,6 +65,8 @@ def handler_for(job: AnyJob) -> BoundHandler:
             return partial(incident_actions.run_rerun_watch, job=job)
         case SearchJob():
             return partial(search.run_search, job=job)
+        case SnoozeEndJob():
+            return partial(snoozes.run_snooze_end, job=job)
         case UnfurlJob():
             return partial(unfurl.run_unfurl, job=job)
         case _:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError
-
 from bot.errors import BotError
 from bot.jobs.kinds import ReplyTarget, RerunJob, StopJob
 from bot.refold.models import Execution
@@ -18,30 +16,14 @@ from bot.render import follow as words
 from bot.render.blocks import Card, CardBudget, FollowMark
 from bot.render.errors import describe
 from bot.slack import web_api
-from bot.slack.admins import is_workspace_admin
+from bot.slack.admins import may_operate
 from bot.slack.follow_records import derived_follow_id
 from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.following import start_follow
-from bot.usecases.actions import ActionRequest, Operators
+from bot.usecases.actions import ActionRequest
 from bot.usecases.lookup import LookupResult
 
 log = logging.getLogger(__name__)
-
-
-async def may_operate(ctx: JobContext, user: str | None, operators: Operators) -> bool:
-    if not user:
-        return False
-    if user in operators.users or await is_workspace_admin(ctx.client, user):
-        return True
-    for group in operators.groups:
-        try:
-            response = await ctx.client.usergroups_users_list(usergroup=group)
-        except SlackApiError as exc:
-            log.warning("usergroups.users.list failed: %s", exc.response.get("error"))
-            continue
-        if user in (response.get("users") or []):
-            return True
-    return False
 
 
 async def permitted(ctx: JobContext, action: str, request: ActionRequest, *, may: str = "") -> bool:
@@ -52,7 +34,7 @@ async def permitted(ctx: JobContext, action: str, request: ActionRequest, *, may
     except BotError as exc:
         await ctx.answer("reply", response_type="ephemeral", replace_original=False, text=describe(exc))
         return False
-    if await may_operate(ctx, ctx.origin.user_id, operators):
+    if await may_operate(ctx.client, ctx.origin.user_id, operators):
         return True
     await ctx.actions.record(request, action, "refused")
     log.info("%s refused: the user is not allowed", action)

@@ -1,27 +1,46 @@
-"""`/execution alerts on|off|list`: which channels get Refold alerts. Workspace admins only."""
+"""`/execution alerts on|off|list`: which channels get Refold alerts (workspace admins); `snooze` and
+`unsnooze` of a workflow or a linked account in a route's channel (admins and operators)."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import assert_never
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
+from bot.jobs.kinds import EndReason, ReplyTarget, SnoozeEndJob
 from bot.parse import AlertsCommand
 from bot.render import alerts as words
 from bot.render.errors import describe
 from bot.slack import web_api
-from bot.slack.admins import is_workspace_admin
+from bot.slack.admins import is_workspace_admin, may_operate
+from bot.slack.follow_records import Scheduler
 from bot.slack.payloads import Interaction
 from bot.slack.reply import Reply
 from bot.store.alert_routes import AlertEvents, AlertRoute
+from bot.store.snoozes import AlertSnooze
+from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService, RouteFilters
 
 log = logging.getLogger(__name__)
 
 
-def route_view(route: AlertRoute) -> words.RouteView:
+def snooze_view(snooze: AlertSnooze) -> words.SnoozeView:
+    return words.SnoozeView(
+        kind=snooze.kind,
+        value=snooze.value,
+        by=snooze.by,
+        until=datetime.fromtimestamp(snooze.until, UTC),
+        until_success=snooze.until_success,
+        held=snooze.held,
+    )
+
+
+def route_view(route: AlertRoute, snoozes: Sequence[AlertSnooze] = ()) -> words.RouteView:
     return words.RouteView(
         channel_id=route.channel_id,
         events=route.events.value,
@@ -29,6 +48,7 @@ def route_view(route: AlertRoute) -> words.RouteView:
         workflow=route.workflow,
         registered=route.refold_webhook_id is not None,
         created_by=route.created_by,
+        snoozes=[snooze_view(s) for s in snoozes],
     )
 
 
@@ -38,9 +58,18 @@ async def handle_alerts(
     interaction: Interaction,
     command: AlertsCommand,
     alerts: AlertService,
+    actions: ExecutionActions,
+    scheduler: Scheduler,
 ) -> None:
     if command.action == "help":
         await reply.send(response_type="ephemeral", text=words.ALERTS_USAGE)
+        return
+    if command.action in ("snooze", "unsnooze"):
+        try:
+            text = await _snooze(client, interaction, command, alerts, actions, scheduler)
+        except BotError as exc:
+            text = describe(exc)
+        await reply.send(response_type="ephemeral", text=text)
         return
     if not await is_workspace_admin(client, interaction.user_id):
         await reply.send(response_type="ephemeral", text=words.ALERTS_ADMIN_ONLY)
@@ -58,8 +87,13 @@ async def _carry_out(
     workspace, channel, who = interaction.workspace, interaction.channel_id, interaction.user_id
     match command.action:
         case "list":
-            return words.routes_list([route_view(r) for r in await alerts.of_workspace(workspace)])
-        case "help":
+            now = time.time()
+            views = [
+                route_view(r, await alerts.snoozes.of_route(r.route_id, now=now))
+                for r in await alerts.of_workspace(workspace)
+            ]
+            return words.routes_list(views)
+        case "help" | "snooze" | "unsnooze":
             return words.ALERTS_USAGE
         case "off":
             if channel is None:
@@ -75,6 +109,52 @@ async def _carry_out(
             return await _turn_on(client, interaction, command, alerts, channel)
         case _:
             assert_never(command.action)
+
+
+async def _snooze(
+    client: AsyncWebClient,
+    interaction: Interaction,
+    command: AlertsCommand,
+    alerts: AlertService,
+    actions: ExecutionActions,
+    scheduler: Scheduler,
+) -> str:
+    """Snooze (or end the snooze of) a workflow or a linked account in this channel's route. The same
+    people as Rerun may: admins and owners, and the connect form's operators."""
+    workspace, channel, who = interaction.workspace, interaction.channel_id, interaction.user_id
+    if not await may_operate(client, who, await actions.operators(workspace)):
+        return words.SNOOZE_NOT_ALLOWED
+    if channel is None:
+        return words.NEEDS_CHANNEL
+    route = await alerts.routes.for_channel(workspace.label, channel)
+    if route is None:
+        return words.NO_ROUTE_HERE
+    assert command.snooze_kind is not None and command.snooze_value is not None and who is not None
+    kind, value, now = command.snooze_kind, command.snooze_value, time.time()
+    if command.action == "unsnooze":
+        snooze = await alerts.unsnooze_alerts(workspace, route, kind, value, who, now)
+        if snooze is None:
+            return words.not_snoozed(kind, value)
+        await scheduler.enqueue(_end_job(interaction, route, snooze, "early", who), at=now)
+        return words.unsnoozing(kind, value)
+    snooze = await alerts.snooze_alerts(workspace, route, kind, value, who, command.snooze_for, now)
+    await scheduler.enqueue(_end_job(interaction, route, snooze, "time", None), at=snooze.until)
+    return words.snoozed(snooze_view(snooze), channel)
+
+
+def _end_job(
+    interaction: Interaction, route: AlertRoute, snooze: AlertSnooze, reason: EndReason, who: str | None
+) -> SnoozeEndJob:
+    return SnoozeEndJob(
+        origin=interaction.origin,
+        reply=ReplyTarget(channel_id=route.channel_id, ephemeral=False),
+        interaction=f"snooze-end:{route.route_id}:{snooze.snooze_id}:{snooze.since}:{reason}",
+        route_id=route.route_id,
+        snooze_id=snooze.snooze_id,
+        since=snooze.since,
+        reason=reason,
+        ended_by=who,
+    )
 
 
 async def _turn_on(

@@ -137,7 +137,10 @@ async def gather(client: AsyncWebClient, user: str, workspace: Workspace, source
             for e in await sources.lookup.recent(workspace, MAX_LOOKUPS)
         ]
         follows = follow_lines(await sources.follows.store.active(workspace.label, MAX_FOLLOWS + 1))
-        routes = [(r.route_id, route_view(r)) for r in await sources.alerts.of_workspace(workspace)]
+        routes = [
+            (r.route_id, route_view(r, await sources.alerts.snoozes.of_route(r.route_id, now=time.time())))
+            for r in await sources.alerts.of_workspace(workspace)
+        ]
         incidents = [
             (route.channel_id, incident_facts(view))
             for route, view in await sources.alerts.open_incidents(workspace, time.time())

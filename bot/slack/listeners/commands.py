@@ -32,7 +32,7 @@ from bot.render.status import ConnectionFacts, connection_status
 from bot.render.text import inline
 from bot.slack.admins import is_workspace_admin
 from bot.slack.dispatch import Dispatcher
-from bot.slack.follow_records import FollowKit, derived_follow_id, follow_lines
+from bot.slack.follow_records import FollowKit, Scheduler, derived_follow_id, follow_lines
 from bot.slack.incident_view import incident_facts
 from bot.slack.listeners.alert_settings import handle_alerts
 from bot.slack.listeners.connect_form import open_connect_form
@@ -57,6 +57,7 @@ def register(
     follows: FollowKit,
     actions: ExecutionActions,
     alerts: AlertService,
+    scheduler: Scheduler,
 ) -> None:
     @app.command(COMMAND)
     async def execution_command(
@@ -103,7 +104,9 @@ def register(
             return
         reply = responder.to(client, interaction.reply_target())
         if isinstance(parsed, AlertsCommand):
-            responder.later(handle_alerts(client, reply, interaction, parsed, alerts), "alerts")
+            responder.later(
+                handle_alerts(client, reply, interaction, parsed, alerts, actions, scheduler), "alerts"
+            )
             return
         match parsed.verb:
             case "status":
