@@ -88,7 +88,14 @@ def test_manifest_and_listeners_match_both_ways(name: str) -> None:
     commands = {c["command"] for c in m["features"]["slash_commands"]}
     shortcuts = {s["callback_id"] for s in m["features"]["shortcuts"]}
     events = set(m["settings"]["event_subscriptions"]["bot_events"])
-    ui_ids = set(CARD_ACTIONS) | set(INCIDENT_ACTIONS) | set(CONNECT_ACTIONS) | {CONNECT_VIEW} | set(HOME_ACTIONS) | events
+    ui_ids = (
+        set(CARD_ACTIONS)
+        | set(INCIDENT_ACTIONS)
+        | set(CONNECT_ACTIONS)
+        | {CONNECT_VIEW}
+        | set(HOME_ACTIONS)
+        | events
+    )
     names = registered_names()
     assert commands | shortcuts | ui_ids <= names, (
         f"without a listener: {(commands | shortcuts | ui_ids) - names}"
