@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from bot.refold.credentials import AuthKind
+from bot.store import keys
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials
 from bot.store.crypto import Cipher
 
@@ -346,6 +348,38 @@ def wait_for_live_worker(redis_url: str, timeout: float = 15.0) -> None:
         assert time.monotonic() < deadline, "no worker reported in"
         time.sleep(0.05)
     time.sleep(1.1)
+
+
+def queue_busy(redis_url: str, *, scheduled_before: float = math.inf) -> tuple[int, int, int]:
+    """The job queue's jobs queued, active, and scheduled for no later than `scheduled_before` (epoch
+    seconds), read in one transaction: saq moves a job between its lists atomically, so a read of all
+    three at once never misses one in passing."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(redis_url)
+    prefix = f"saq:{keys.JOB_QUEUE}"
+    # saq scores a job waiting for its time with that time, and one due (queued or active) with 0.
+    upper = "+inf" if scheduled_before == math.inf else scheduled_before
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.llen(f"{prefix}:queued").llen(f"{prefix}:active")
+            pipe.zcount(f"{prefix}:incomplete", "(0", upper)
+            queued, active, scheduled = pipe.execute()
+    finally:
+        client.close()
+    return queued, active, scheduled
+
+
+def wait_until_quiet(redis_url: str, *, scheduled_before: float = math.inf, timeout: float = 15.0) -> None:
+    """Until no job is queued or running and none is scheduled for `scheduled_before` or earlier (by
+    default, none at all): from then on no job can post anything more. Work a web process runs itself
+    (no worker alive) never goes through the queue, so this says nothing about it."""
+    deadline = time.monotonic() + timeout
+    while any(busy := queue_busy(redis_url, scheduled_before=scheduled_before)):
+        assert time.monotonic() < deadline, (
+            f"the job queue never went quiet (queued, active, scheduled): {busy}"
+        )
+        time.sleep(0.05)
 
 
 def is_waiting_note(response: dict[str, Any]) -> bool:

@@ -21,7 +21,16 @@ from bot.jobs.kinds import Origin, PollJob, ReplyTarget
 from bot.render.buttons import encode_target
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import API_KEY, EXEC_ID, BotServer, block_actions, connect, wait_for_live_worker
+from tests.harness import (
+    API_KEY,
+    EXEC_ID,
+    BotServer,
+    block_actions,
+    connect,
+    queue_busy,
+    wait_for_live_worker,
+    wait_until_quiet,
+)
 from tests.redis_process import RedisProcess
 from tests.test_e2e_worker import Workers, queue_job
 
@@ -47,6 +56,12 @@ def click_follow(bot: BotServer, slack: FakeSlack, key: str, **kwargs: Any) -> N
 
 def finished_replies(slack: FakeSlack) -> list[dict[str, Any]]:
     return [c.args for c in slack.calls_to("chat.postMessage") if "finished" in str(c.args.get("text"))]
+
+
+def handled_follow_clicks(bot: BotServer) -> int:
+    """Follow clicks the web process has finished with: each ends by logging one of these lines."""
+    logs = bot.logs()
+    return logs.count(f"following {EXEC_ID} (every") + logs.count("card already followed; this click")
 
 
 def follow_records(redis_url: str) -> int:
@@ -84,6 +99,11 @@ def bot_on_its_own_redis(
         server.stop()
 
 
+# Rounds of Refold calls the shared-poll test looks at: as many as 12 s of polling makes (the first
+# comes about 4 s after the clicks, then one every 2 s).
+ROUNDS = 4
+
+
 def nightly(done: int) -> dict[str, Any]:
     return running_doc(name="Nightly sync", done=done, total=4)
 
@@ -112,7 +132,8 @@ def test_a_followed_run_updates_its_card_until_it_ends_then_tells_the_thread(
     assert reply["text"].startswith("<@U1> *Nightly sync* finished: *ERRORED* after ")
     assert reply["text"].endswith("failing node: *Create contact*")
     assert follow_records(redis_url) == 0
-    time.sleep(2.5)  # nothing after the end: no poll, no second reply
+    # Nothing after the end: with no poll queued, running or scheduled, nothing is left to reply.
+    wait_until_quiet(redis_url)
     assert len(finished_replies(slack)) == 1 and slack.responses_to("follow") == cards
 
 
@@ -120,16 +141,21 @@ def test_ten_clicks_on_follow_make_one_follower(
     bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
 ) -> None:
     prepare(refold, redis_url, bot_key, [nightly(1)])
+    before = handled_follow_clicks(bot)
     for n in range(10):
         click_follow(bot, slack, f"click{n}", ephemeral=False, action_ts=f"1.{n + 10}")
     slack.wait_for(lambda s: any(s.responses_to(f"click{n}") for n in range(10)))
-    time.sleep(3.5)  # a few polls' worth
+    # The web process runs each click itself (no worker): every one has ended once each has logged
+    # either its follow or that it changed nothing.
+    slack.wait_for(lambda s: handled_follow_clicks(bot) - before == 10)
     answered = [n for n in range(10) if slack.responses_to(f"click{n}")]
     assert len(answered) == 1, answered  # one click became the follow; nine changed nothing
     assert follow_records(redis_url) == 1
     refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
     slack.wait_for(lambda s: finished_replies(s), timeout=20)
-    time.sleep(1.5)
+    # A second follower, had there been one, would have ended too and replied before going quiet.
+    slack.wait_for(lambda s: follow_records(redis_url) == 0, timeout=10)
+    wait_until_quiet(redis_url)
     assert len(finished_replies(slack)) == 1
 
 
@@ -141,19 +167,30 @@ def test_three_messages_following_one_run_share_one_refold_call_per_poll(
         click_follow(bot, slack, f"card{n}", ephemeral=False, message_ts=f"{n + 1}.1", action_ts=f"{n + 1}.2")
     slack.wait_for(lambda s: all(s.responses_to(f"card{n}") for n in range(3)))
     started = time.monotonic()
+
+    def finished_rounds() -> list[list[float]] | None:
+        """Refold calls since `started` in rounds, once ROUNDS of them are over: with no poll queued,
+        running or due within the next half second, no call can still join the last round."""
+        quiet_until = time.time() + 0.5
+        if any(queue_busy(redis_url, scheduled_before=quiet_until)):
+            return None
+        with refold.lock:
+            calls = sorted(r["at"] for r in refold.requests if r["endpoint"] == "get" and r["at"] > started)
+        if time.time() >= quiet_until:
+            return None  # read too late: a poll may have run meanwhile
+        # Calls come in rounds (the polls of all three land on one shared grid); a round is one call.
+        rounds: list[list[float]] = []
+        for at in calls:
+            if rounds and at - rounds[-1][-1] < 0.5:
+                rounds[-1].append(at)
+            else:
+                rounds.append([at])
+        return rounds if len(rounds) >= ROUNDS else None
+
     # Running runs are cached for 2 s, so with polls every second a round calls Refold every 2 s.
-    time.sleep(12)
-    with refold.lock:
-        calls = sorted(r["at"] for r in refold.requests if r["endpoint"] == "get" and r["at"] > started)
+    rounds = slack.wait_for(lambda s: finished_rounds(), timeout=30)
     assert follow_records(redis_url) == 3
-    # Calls come in rounds (the polls of all three land on one shared grid); a round is one call.
-    rounds: list[list[float]] = []
-    for at in calls:
-        if rounds and at - rounds[-1][-1] < 0.5:
-            rounds[-1].append(at)
-        else:
-            rounds.append([at])
-    assert len(rounds) >= 2, calls
+    assert len(rounds) >= 2, rounds
     assert all(len(r) == 1 for r in rounds), [len(r) for r in rounds]
     # End them, so no poll of this test runs on into the next one.
     refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
@@ -176,7 +213,9 @@ def test_a_follow_outlives_the_worker_polling_it(
         workers.start()
         refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
         slack.wait_for(lambda s: finished_replies(s), timeout=30)
-        time.sleep(1.5)
+        # A poll the killed worker held is swept back and runs again before the queue goes quiet.
+        slack.wait_for(lambda s: follow_records(redis_url) == 0, timeout=10)
+        wait_until_quiet(redis_url)
     finally:
         workers.stop_all()
     assert len(finished_replies(slack)) == 1
@@ -222,7 +261,8 @@ def test_polls_of_one_follow_that_run_at_once_tell_the_thread_once(
             )
             assert queue_job(redis_url, bot_key, poll)
         slack.wait_for(lambda s: follow_records(redis_url) == 0, timeout=10)
-        time.sleep(4.0)  # room for a second reply, had another poll sent one
+        # Every poll has run (each of the three logs what it did) once none is queued or running.
+        wait_until_quiet(redis_url)
     finally:
         workers.stop_all()
     # Every poll ran. At least one besides the teller saw the run end while the teller was still
@@ -279,6 +319,8 @@ def test_unfollow_stops_at_once(
     prepare(refold, redis_url, bot_key, [nightly(1)])
     click_follow(bot, slack, "f", ephemeral=False)
     (followed,) = slack.wait_responses("f")
+    # The follow's next poll is on the queue (scheduled just after the card was shown).
+    slack.wait_for(lambda s: any(queue_busy(redis_url)))
     unfollow = next(
         e
         for b in followed["blocks"]
@@ -296,7 +338,8 @@ def test_unfollow_stops_at_once(
     assert follow_records(redis_url) == 0
     seen = len(slack.responses_to("f"))
     refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
-    time.sleep(3)
+    # The poll already scheduled runs on the ended run; unfollowed, it must do nothing and stop the chain.
+    wait_until_quiet(redis_url)
     assert (
         len(slack.responses_to("f")) == seen
         and not finished_replies(slack)
@@ -359,7 +402,8 @@ def test_a_follow_survives_a_redis_restart(
             server.start()
             refold.add_execution(EXEC_ID, errored_doc(name="Nightly sync"), linked_account_id="acme")
             slack.wait_for(lambda s: finished_replies(s), timeout=40)
-            time.sleep(1.5)
+            slack.wait_for(lambda s: follow_records(server.url) == 0, timeout=10)
+            wait_until_quiet(server.url)
         finally:
             workers.stop_all()
     assert len(finished_replies(slack)) == 1

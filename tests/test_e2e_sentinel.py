@@ -14,7 +14,7 @@ import redis
 from tests.conftest import run_cli
 from tests.fakes.refold import FakeRefold, errored_doc
 from tests.fakes.slack import FakeSlack
-from tests.harness import API_KEY, EXEC_ID, BotServer, lookup_answer
+from tests.harness import API_KEY, EXEC_ID, BotServer, is_waiting_note, lookup_answer
 from tests.redis_process import RedisProcess, SentinelProcess
 
 # Liveness only: the measured figure is printed (and written down in docs/reliability.md).
@@ -24,6 +24,16 @@ GIVE_UP_SECONDS = 30.0
 class Cluster:
     def __init__(self, primary: RedisProcess, replica: RedisProcess, sentinel: SentinelProcess) -> None:
         self.primary, self.replica, self.sentinel = primary, replica, sentinel
+
+
+# Lookups of the stream answered before the failover, and answered after the first recovered one.
+STREAMING = 3
+STAYS_BACK = 10
+
+
+def answered(slack: FakeSlack, sent: list[tuple[str, float]]) -> int:
+    """Lookups of `sent` with their answer (past any waiting note), card or not."""
+    return sum(any(not is_waiting_note(r) for r in slack.responses_to(key)) for key, _ in list(sent))
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -126,7 +136,8 @@ def test_a_failover_during_a_stream_of_lookups_answers_every_one_and_keeps_the_c
         bot.command(EXEC_ID, slack.response_url("before"))
         assert "blocks" in slack.wait_responses("before")[0]
         sender.start()
-        time.sleep(1.0)
+        # The failover lands on a stream in full flow: lookups of it are already being answered.
+        wait_until(lambda: answered(slack, sent) >= STREAMING, 15, "the stream was not answered")
         killed_at = time.monotonic()
         cluster.primary.kill()
         wait_until(
@@ -143,7 +154,13 @@ def test_a_failover_during_a_stream_of_lookups_answers_every_one_and_keeps_the_c
                     recovered_at = at
                     break
             time.sleep(0.1)
-        time.sleep(2.0)
+        # The stream goes on until enough lookups sent after the recovered one have answers to show
+        # it stays back (about what 2 s of streaming sends).
+        wait_until(
+            lambda: answered(slack, [(k, at) for k, at in list(sent) if at > recovered_at]) >= STAYS_BACK,
+            GIVE_UP_SECONDS,
+            "lookups after the recovery were not answered",
+        )
     finally:
         stop.set()
         if sender.is_alive():

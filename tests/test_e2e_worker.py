@@ -32,6 +32,7 @@ from tests.harness import (
     live_workers,
     lookup_answer,
     wait_for_live_worker,
+    wait_until_quiet,
 )
 
 
@@ -134,7 +135,8 @@ def test_a_job_left_by_a_killed_worker_finishes_on_another_with_one_card(
         workers.start()
         reply = lookup_answer(slack, "killed", timeout=15)
         recovered_in = time.monotonic() - killed_at
-        time.sleep(1.5)  # room for a second card, if the job were to run again
+        # Had the job been put back once more, it would be queued, running or waiting out a retry.
+        wait_until_quiet(redis_url)
     finally:
         workers.stop_all()
     assert "HubSpot token expired" in str(reply["blocks"])
@@ -187,13 +189,11 @@ def test_the_same_interaction_queued_twice_answers_once(
         while not queue_job(redis_url, bot_key, job):
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        # saq marks the job complete in the same transaction that takes it off the active list.
+        wait_until_quiet(redis_url, timeout=10)
         client = sync_redis.Redis.from_url(redis_url)
-        deadline = time.monotonic() + 10
-        while client.llen("saq:refold-bot:queued") or client.llen("saq:refold-bot:active"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.5)
         record = json.loads(client.get("saq:job:refold-bot:lookup:i-twice"))
+        client.close()
     finally:
         workers.stop_all()
     # The redelivered job ran to completion (after the first answer) and sent nothing.
@@ -294,7 +294,8 @@ def test_a_transient_slack_failure_is_retried_and_answers_once(
         wait_for_live_worker(redis_url)
         bot.command(EXEC_ID, slack.response_url("slack-down"))
         slack.wait_for(lambda s: len(s.responses_to("slack-down")) >= 2, timeout=20)
-        time.sleep(1.0)  # room for a third post, if the job were to answer twice
+        # A job that answered twice would do so before it leaves the queue (or its retry is scheduled).
+        wait_until_quiet(redis_url)
     finally:
         workers.stop_all()
     posts = slack.responses_to("slack-down")
