@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
-from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.jobs.kinds import (
     AnyJob,
@@ -28,7 +26,6 @@ from bot.jobs.kinds import (
     Target,
     UnfollowJob,
 )
-from bot.render import messages
 from bot.render.buttons import (
     FOLLOW_ACTION,
     OPEN_ACTION,
@@ -44,6 +41,7 @@ from bot.render.buttons import (
     decode_target,
 )
 from bot.slack.dispatch import Dispatcher
+from bot.slack.listeners.presses import on_press
 from bot.slack.payloads import Interaction
 from bot.slack.responder import Responder
 
@@ -60,26 +58,9 @@ def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> Non
     # A run listed in an incident's thread or a search answer: its card, privately, where it was pressed.
     _button(app, SHOW_RUN_ACTION, dispatcher, responder, _show_job)
 
-    @app.action(SEARCH_NEXT_ACTION)
-    async def next_page(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        interaction = Interaction.read(body, context)
-        found = decode_search(interaction.action_value)
-        if found is None:
-            responder.tell(client, interaction.reply_target(), messages.DAMAGED_BUTTON)
-            return
-        query, page = found
-        dispatcher.submit(
-            SearchJob(
-                origin=interaction.origin,
-                reply=interaction.reply_target(),
-                interaction=interaction.key,
-                query=query,
-                page=page,
-            )
-        )
+    on_press(
+        app, SEARCH_NEXT_ACTION, dispatcher, responder, lambda i: decode_search(i.action_value), _next_page
+    )
 
     @app.action(OPEN_ACTION)
     async def opened_in_refold(ack: AsyncAck) -> None:
@@ -154,24 +135,23 @@ def _button(
     responder: Responder,
     make_job: Callable[[Interaction, Target], AnyJob],
 ) -> None:
-    """Ack at once; decode the button's value; the lookup behind it runs as a job."""
-
-    @app.action(action_id)
-    async def pressed(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        interaction = Interaction.read(body, context)
-        target = _target_or_refuse(interaction, client, responder)
-        if target is not None:
-            dispatcher.submit(make_job(interaction, target))
+    """A card button: its value names the execution; the lookup behind it runs as a job."""
+    on_press(app, action_id, dispatcher, responder, _target, make_job)
 
 
-def _target_or_refuse(
-    interaction: Interaction, client: AsyncWebClient, responder: Responder
-) -> Target | None:
+def _next_page(interaction: Interaction, found: tuple[str, int]) -> SearchJob:
+    query, page = found
+    return SearchJob(
+        origin=interaction.origin,
+        reply=interaction.reply_target(),
+        interaction=interaction.key,
+        query=query,
+        page=page,
+    )
+
+
+def _target(interaction: Interaction) -> Target | None:
     found = decode_target(interaction.action_value)
     if found is None:
-        responder.tell(client, interaction.reply_target(), messages.DAMAGED_BUTTON)
         return None
     return Target(execution_id=found.execution_id, linked_account_id=found.linked_account_id)

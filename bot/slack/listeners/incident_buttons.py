@@ -6,15 +6,9 @@ checks who may press it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.ack.async_ack import AsyncAck
-from slack_bolt.context.async_context import AsyncBoltContext
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.jobs.kinds import IncidentAction, IncidentActionJob
-from bot.render import messages
 from bot.render.buttons import (
     INCIDENT_RERUN_ACTION,
     INCIDENT_RESOLVE_ACTION,
@@ -23,6 +17,7 @@ from bot.render.buttons import (
     decode_incident,
 )
 from bot.slack.dispatch import Dispatcher
+from bot.slack.listeners.presses import on_press
 from bot.slack.payloads import Interaction
 from bot.slack.responder import Responder
 
@@ -42,25 +37,21 @@ def register(app: AsyncApp, dispatcher: Dispatcher, responder: Responder) -> Non
 def _incident_button(
     app: AsyncApp, action_id: str, action: IncidentAction, dispatcher: Dispatcher, responder: Responder
 ) -> None:
-    @app.action(action_id)
-    async def pressed(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        interaction = Interaction.read(body, context)
+    def decode(interaction: Interaction) -> tuple[str, str, int | None] | None:
         found = decode_incident(interaction.action_value)
-        if found is None or (action == "snooze") != (found[2] is not None):
-            responder.tell(client, interaction.reply_target(), messages.DAMAGED_BUTTON)
-            return
+        # The Snooze menu's options carry their hours; the other buttons carry none.
+        return found if found is not None and (action == "snooze") == (found[2] is not None) else None
+
+    def make(interaction: Interaction, found: tuple[str, str, int | None]) -> IncidentActionJob:
         route_id, cause, hours = found
-        dispatcher.submit(
-            IncidentActionJob(
-                origin=interaction.origin,
-                reply=interaction.reply_target(),
-                interaction=interaction.key,
-                action=action,
-                route_id=route_id,
-                cause=cause,
-                hours=hours or 0,
-            )
+        return IncidentActionJob(
+            origin=interaction.origin,
+            reply=interaction.reply_target(),
+            interaction=interaction.key,
+            action=action,
+            route_id=route_id,
+            cause=cause,
+            hours=hours or 0,
         )
+
+    on_press(app, action_id, dispatcher, responder, decode, make)
