@@ -15,6 +15,7 @@ import re
 import signal
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import redis.asyncio as aioredis
 
 from bot.store.audit import AuditEntry, AuditLog
 from tests.conftest import run_cli
-from tests.fakes.refold import FakeRefold, errored_doc, running_doc
+from tests.fakes.refold import FakeRefold, Fault, errored_doc, running_doc
 from tests.fakes.slack import FakeSlack, Message
 from tests.harness import (
     API_KEY,
@@ -816,3 +817,45 @@ def test_an_until_success_snooze_of_an_account_ends_when_a_run_of_it_completes(
     slack.wait_for(
         lambda s: failed in json.dumps([r.blocks for r in s.thread(CHANNEL, ended.ts)]), timeout=20
     )
+
+
+def test_a_failed_alert_card_names_the_workflows_last_success_for_its_account(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key)
+
+    def alert(account: str, node: str) -> str:
+        execution_id = new_id()
+        refold.add_execution(
+            execution_id,
+            failing_with({"error": f"{node} broke"}, account, node=node),
+            linked_account_id=account,
+        )
+        assert (
+            bot.webhook(route, workflow_event(execution_id, account=account)).json()["result"] == "accepted"
+        )
+        (card,) = slack.wait_for(
+            lambda s: [p for p in cards(s) if execution_id in json.dumps(p["blocks"])], timeout=20
+        )
+        return json.dumps(card["blocks"], ensure_ascii=False)
+
+    succeeded = new_id()
+    done = running_doc(done=3, status="COMPLETED", linked_account_id="acme")
+    finished = datetime.now(UTC) - timedelta(hours=3)
+    done.update(
+        workflow_id="6495792b9b6ca6d77a17e513", createdAt=finished.isoformat(), updatedAt=finished.isoformat()
+    )
+    refold.add_execution(succeeded, done, linked_account_id="acme")
+    assert f"Last success: 3 h ago (`{succeeded}`)" in alert("acme", "Step A")
+    with refold.lock:
+        (asked,) = [r["query"] for r in refold.requests if r["endpoint"] == "list"]
+    assert {k: asked[k] for k in ("status", "workflow_id", "limit")} == {
+        "status": "COMPLETED",
+        "workflow_id": "6495792b9b6ca6d77a17e513",
+        "limit": "1",
+    }
+    assert "Last success: none for this workflow and account" in alert("beta", "Step B")
+    # Refold failing the list call: the card comes without the line.
+    refold.inject(Fault(status=500, endpoint="list", times=10))
+    card = alert("gamma", "Step C")
+    assert "Last success" not in card and "Step C" in card

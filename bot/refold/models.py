@@ -180,6 +180,7 @@ class Execution(BaseModel):
     workflow: Ref | None = Field(
         default=None, validation_alias=AliasChoices("associated_workflow", "workflow")
     )
+    workflow_id: str | None = None  # the current shape names its workflow by ID
     nodes: list[Node] = Field(default_factory=list)
 
     @field_validator(
@@ -190,6 +191,7 @@ class Execution(BaseModel):
         "linked_account_id",
         "org_id",
         "associated_event_id",
+        "workflow_id",
         mode="before",
     )
     @classmethod

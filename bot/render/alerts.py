@@ -189,10 +189,39 @@ def announcement(who: str | None, route: RouteView) -> str:
     )
 
 
-def alert_banner(event: str, linked_account_id: str | None, repeat: RepeatFacts | None = None) -> str:
+@dataclass(frozen=True)
+class LastSuccessFacts:
+    execution_id: str | None  # None: no completed run of the workflow for the account
+    at: datetime | None
+    now: datetime
+
+
+def last_success_line(facts: LastSuccessFacts) -> str:
+    if facts.execution_id is None:
+        return "Last success: none for this workflow and account"
+    if facts.at is None:
+        return f"Last success: `{inline(facts.execution_id, 40)}`"
+    minutes = max(0, int((facts.now - facts.at).total_seconds() // 60))
+    ago = (
+        f"{minutes} min ago"
+        if minutes < 120
+        else f"{minutes // 60} h ago"
+        if minutes < 48 * 60
+        else f"{minutes // 1440} d ago"
+    )
+    return f"Last success: {ago} (`{inline(facts.execution_id, 40)}`)"
+
+
+def alert_banner(
+    event: str,
+    linked_account_id: str | None,
+    repeat: RepeatFacts | None = None,
+    last_success: LastSuccessFacts | None = None,
+) -> str:
     account = f" · linked account *{inline(linked_account_id, 120)}*" if linked_account_id else ""
     history = f" · {repeat_line(repeat)}" if repeat is not None else ""
-    return f":rotating_light: Refold alert: *{inline(event, 40)}*{account}{history}"
+    success = f" · {last_success_line(last_success)}" if last_success is not None else ""
+    return f":rotating_light: Refold alert: *{inline(event, 40)}*{account}{history}{success}"
 
 
 @dataclass(frozen=True)

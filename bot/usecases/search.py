@@ -6,13 +6,16 @@ Refold does the filtering; the call goes through the key's rate limit like any o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
 
+from cachetools import TTLCache
 from pydantic import ValidationError
 
+from bot.errors import BotError
 from bot.parse import SearchCommand, SearchSource
 from bot.refold.client import RefoldClient
 from bot.refold.errors import MalformedResponse
@@ -65,10 +68,55 @@ class SearchPage:
     account: str | None  # whose runs these are (the workspace's default when none was asked for)
 
 
+@dataclass(frozen=True)
+class LastSuccess:
+    execution_id: str | None  # None: Refold lists no completed run of the workflow for the account
+    at: datetime | None
+
+
+# Cached per workflow and account this long; an alert waits at most LAST_SUCCESS_BUDGET for it.
+LAST_SUCCESS_SECONDS = 600
+LAST_SUCCESS_BUDGET = 5.0
+
+
 class ExecutionSearch:
     def __init__(self, resolver: CredentialResolver, client: RefoldClient) -> None:
         self._resolver = resolver
         self._client = client
+        self._last: TTLCache[tuple[str, str, str], LastSuccess] = TTLCache(
+            maxsize=10_000, ttl=LAST_SUCCESS_SECONDS
+        )
+
+    async def last_success(self, workspace: Workspace, workflow_id: str, account: str) -> LastSuccess | None:
+        """The workflow's latest completed run for the account; None when Refold could not say in
+        time (not shown: a failed card is worth more on time than with this line)."""
+        key = (workspace.label, workflow_id, account)
+        cached = self._last.get(key)
+        if cached is not None:
+            return cached
+        try:
+            async with asyncio.timeout(LAST_SUCCESS_BUDGET):
+                creds = (await self._resolver.resolve(workspace)).credentials
+                data = await self._client.list_executions(
+                    creds,
+                    limit=1,
+                    linked_account_id=account,
+                    filters={"status": "COMPLETED", "workflow_id": workflow_id},
+                )
+        except (BotError, TimeoutError) as exc:
+            log.info("the last success could not be read (%s); left out", getattr(exc, "kind", "timeout"))
+            return None
+        docs = data.get("docs")
+        found = LastSuccess(None, None)
+        if isinstance(docs, list) and docs:
+            try:
+                run = Execution.model_validate(docs[0])
+                found = LastSuccess(run.id, run.updated_at or run.created_at)
+            except ValidationError:
+                log.info("Refold's last completed run could not be read; left out")
+                return None
+        self._last[key] = found
+        return found
 
     async def search(
         self, workspace: Workspace, search: SearchCommand, page: int, now: datetime

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, assert_never
 
@@ -70,9 +70,22 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
         log.info("alert for another environment than the route's; not posted")
         return
     repeat = await _remember(ctx, route, job, result.execution.name if result is not None else None)
-    banner = words.alert_banner(job.delivery.event, job.delivery.linked_account_id, repeat)
+    # Looked up only for a failed run's own card, just before it is posted (an incident's joiners
+    # post nothing, so a storm asks Refold nothing more).
+    last_success: list[words.LastSuccessFacts] = []
+
+    async def post_own_card() -> Delivery:
+        if result is not None and result.execution.has_failed:
+            last_success.extend(await _last_success(ctx, job, result))
+        return await web_api.post_card(ctx.client, route.channel_id, None, render)
 
     def render(budget: CardBudget) -> Card:
+        banner = words.alert_banner(
+            job.delivery.event,
+            job.delivery.linked_account_id,
+            repeat,
+            last_success[0] if last_success else None,
+        )
         if result is None:
             text = words.unfetched_alert(
                 job.delivery.event,
@@ -101,9 +114,9 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
             ctx.retry_unless_final(exc.kind.value)
             arrival = None  # no incident bookkeeping: post the card on its own rather than not at all
         if arrival is not None:
-            await _failure(ctx, job, route, cause.key, arrival, render)
+            await _failure(ctx, job, route, cause.key, arrival, post_own_card)
             return
-    posted = await ctx.once("card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render))
+    posted = await ctx.once("card", post_own_card)
     await _check_posted(ctx, route, posted)
     if job.delivery.event == WebhookEvent.WORKFLOW_COMPLETED:
         await _recover(ctx, job, route)
@@ -151,6 +164,23 @@ async def _held_by_snooze(ctx: JobContext, job: AlertJob, route: AlertRoute) -> 
     return held
 
 
+async def _last_success(ctx: JobContext, job: AlertJob, result: LookupResult) -> list[words.LastSuccessFacts]:
+    """ "Last success: 3 h ago" for a failed run's workflow and account, when Refold says in time."""
+    execution = result.execution
+    workflow = (
+        job.delivery.workflow_id
+        or execution.workflow_id
+        or (execution.workflow.id if execution.workflow else None)
+    )
+    account = job.delivery.linked_account_id or result.linked_account_id
+    if not workflow or not account:
+        return []
+    found = await ctx.search.last_success(ctx.workspace, workflow, account)
+    if found is None:
+        return []
+    return [words.LastSuccessFacts(found.execution_id, found.at, ctx.clock())]
+
+
 async def _remember(
     ctx: JobContext, route: AlertRoute, job: AlertJob, run_name: str | None
 ) -> words.RepeatFacts | None:
@@ -195,15 +225,13 @@ async def _failure(
     route: AlertRoute,
     cause: str,
     arrival: Arrival,
-    render: Callable[[CardBudget], Card],
+    post_own_card: Callable[[], Awaitable[Delivery]],
 ) -> None:
     """A failed run: its own card when its cause is new here; else it is counted on its incident,
     whose next update lists it in the thread (nothing top-level)."""
     match arrival.role:
         case "card":
-            posted = await ctx.once(
-                "card", lambda: web_api.post_card(ctx.client, route.channel_id, None, render)
-            )
+            posted = await ctx.once("card", post_own_card)
             await _check_posted(ctx, route, posted)
             if posted:
                 # A run of this job after its worker died finds the card posted (no ts here), and
