@@ -823,6 +823,9 @@ def test_a_failed_alert_card_names_the_workflows_last_success_for_its_account(
     bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
 ) -> None:
     route = turn_on(bot, slack, refold, redis_url, bot_key)
+    # A workflow of this test's own: the bot caches a workflow's last success for 10 minutes, and the
+    # web process outlives a test.
+    workflow_id = new_id()
 
     def alert(account: str, node: str) -> str:
         execution_id = new_id()
@@ -832,7 +835,10 @@ def test_a_failed_alert_card_names_the_workflows_last_success_for_its_account(
             linked_account_id=account,
         )
         assert (
-            bot.webhook(route, workflow_event(execution_id, account=account)).json()["result"] == "accepted"
+            bot.webhook(route, workflow_event(execution_id, account=account, workflow_id=workflow_id)).json()[
+                "result"
+            ]
+            == "accepted"
         )
         (card,) = slack.wait_for(
             lambda s: [p for p in cards(s) if execution_id in json.dumps(p["blocks"])], timeout=20
@@ -842,16 +848,14 @@ def test_a_failed_alert_card_names_the_workflows_last_success_for_its_account(
     succeeded = new_id()
     done = running_doc(done=3, status="COMPLETED", linked_account_id="acme")
     finished = datetime.now(UTC) - timedelta(hours=3)
-    done.update(
-        workflow_id="6495792b9b6ca6d77a17e513", createdAt=finished.isoformat(), updatedAt=finished.isoformat()
-    )
+    done.update(workflow_id=workflow_id, createdAt=finished.isoformat(), updatedAt=finished.isoformat())
     refold.add_execution(succeeded, done, linked_account_id="acme")
     assert f"Last success: 3 h ago (`{succeeded}`)" in alert("acme", "Step A")
     with refold.lock:
         (asked,) = [r["query"] for r in refold.requests if r["endpoint"] == "list"]
     assert {k: asked[k] for k in ("status", "workflow_id", "limit")} == {
         "status": "COMPLETED",
-        "workflow_id": "6495792b9b6ca6d77a17e513",
+        "workflow_id": workflow_id,
         "limit": "1",
     }
     assert "Last success: none for this workflow and account" in alert("beta", "Step B")
