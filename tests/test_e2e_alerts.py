@@ -582,6 +582,8 @@ def test_rerun_failed_reruns_each_failed_run_once_within_refolds_rate_through_a_
         (refused,) = slack.wait_responses("rerun-by-u2")
         assert "may rerun, snooze or resolve incidents" in refused["text"]
         assert refused["response_type"] == "ephemeral" and reruns_asked(refold) == []
+        # A customer snoozed until a run of theirs succeeds: a completed rerun ends it.
+        alerts_command(bot, slack, "snooze account:customer-0 for until-success", "snooze-customer")
         # An admin presses; Refold holds the 12th rerun while its worker is killed.
         refold.hold_rerun = 12
         press(bot, slack, incident, "incident_rerun", "rerun-by-u1")
@@ -602,6 +604,14 @@ def test_rerun_failed_reruns_each_failed_run_once_within_refolds_rate_through_a_
             timeout=150,
         )
         assert "Rerun failed" not in json.dumps(done.blocks)
+        slack.wait_for(
+            lambda s: [
+                m
+                for m in s.channel_messages(CHANNEL)
+                if "Snooze of linked account *customer-0* ended: a run succeeded" in str(m.text)
+            ],
+            timeout=30,
+        )
         # A second press (a stale button) starts nothing new.
         press(bot, slack, incident, "incident_rerun", "rerun-again")
         (again,) = slack.wait_responses("rerun-again")
@@ -614,7 +624,7 @@ def test_rerun_failed_reruns_each_failed_run_once_within_refolds_rate_through_a_
     assert sorted(e for e, _ in asked) == sorted(e for e, _ in failed)
     assert max_in_window([at for _, at in asked], 1.0) <= 20
     top = [m for m in slack.channel_messages(CHANNEL) if "turned on Refold alerts" not in str(m.text)]
-    assert len(top) == 1
+    assert len(top) == 2 and len([m for m in top if "*Incident*" in str(m.text)]) == 1  # and the snooze's end
     assert [c.method for c in slack.refused] == []
     # Audited: the refusal, one entry for the press, one per run Refold confirmed.
     entries = audit_entries(redis_url, "T1")

@@ -206,6 +206,32 @@ class SnoozeEndJob(JobBase):
     ended_by: str | None = None
     success_of: str | None = None  # the run whose success ended it
 
+    @classmethod
+    def ending(
+        cls,
+        origin: Origin,
+        route_id: str,
+        channel_id: str,
+        snooze_id: str,
+        since: float,
+        reason: EndReason,
+        *,
+        ended_by: str | None = None,
+        success_of: str | None = None,
+    ) -> SnoozeEndJob:
+        """The job that ends one snooze for one reason: one of each, by its key."""
+        return cls(
+            origin=origin,
+            reply=ReplyTarget(channel_id=channel_id, ephemeral=False),
+            interaction=f"snooze-end:{route_id}:{snooze_id}:{since}:{reason}",
+            route_id=route_id,
+            snooze_id=snooze_id,
+            since=since,
+            reason=reason,
+            ended_by=ended_by,
+            success_of=success_of,
+        )
+
 
 class UnfurlLink(BaseModel):
     url: str

@@ -136,14 +136,13 @@ async def _held_by_snooze(ctx: JobContext, job: AlertJob, route: AlertRoute) -> 
             return False
         if snooze.until_success and delivery.event == WebhookEvent.WORKFLOW_COMPLETED:
             await ctx.scheduler.enqueue(
-                SnoozeEndJob(
-                    origin=job.origin,
-                    reply=job.reply,
-                    interaction=f"snooze-end:{route.route_id}:{snooze.snooze_id}:{snooze.since}:success",
-                    route_id=route.route_id,
-                    snooze_id=snooze.snooze_id,
-                    since=snooze.since,
-                    reason="success",
+                SnoozeEndJob.ending(
+                    job.origin,
+                    route.route_id,
+                    route.channel_id,
+                    snooze.snooze_id,
+                    snooze.since,
+                    "success",
                     success_of=delivery.instance_id,
                 )
             )

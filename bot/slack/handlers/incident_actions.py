@@ -22,6 +22,7 @@ from bot.render.errors import describe
 from bot.slack.handlers.alerts import schedule_incident_update
 from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.operate import permitted
+from bot.slack.handlers.snoozes import end_on_success
 from bot.slack.incident_view import RERUNS_PER_SECOND
 from bot.store.alert_routes import AlertRoute
 from bot.store.errors import StoreUnavailable
@@ -243,6 +244,7 @@ async def run_rerun_watch(ctx: JobContext, job: RerunWatchJob) -> None:
         return
     try:
         running = await ctx.alerts.reruns_running(route, job.cause, TERMINAL)
+        view = await ctx.alerts.incident(route, job.cause)
     except StoreUnavailable as exc:
         ctx.retry(exc.kind.value)
     still = 0
@@ -264,6 +266,11 @@ async def run_rerun_watch(ctx: JobContext, job: RerunWatchJob) -> None:
                 account=account,
                 completed=status is ExecutionStatus.COMPLETED,
             )
+            if status is ExecutionStatus.COMPLETED and view is not None:
+                cause = view.cause
+                await end_on_success(
+                    ctx, job, route.route_id, cause.workflow_id, cause.workflow, account, new_id
+                )
         except StoreUnavailable as exc:
             ctx.retry(exc.kind.value)
         still += name not in TERMINAL

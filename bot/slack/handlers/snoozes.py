@@ -4,9 +4,10 @@ it was on, and their runs in that line's thread (each with a button to its card)
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
-from bot.jobs.kinds import SnoozeEndJob
+from bot.jobs.kinds import JobBase, SnoozeEndJob
 from bot.render import alerts as words
 from bot.render import incident as incident_words
 from bot.slack import web_api
@@ -19,6 +20,34 @@ log = logging.getLogger(__name__)
 
 
 HELD_TITLE = "Held back"
+
+
+async def end_on_success(
+    ctx: JobContext,
+    job: JobBase,
+    route_id: str,
+    workflow_id: str | None,
+    workflow_name: str | None,
+    account: str | None,
+    success_of: str | None,
+) -> None:
+    """A run succeeded: an until-success snooze covering it ends (a Workflow Completed delivery, or a
+    completed rerun of an incident's run)."""
+    now = time.time()
+    snooze = await ctx.alerts.snoozes.matching(route_id, workflow_id, workflow_name, account, now=now)
+    if snooze is not None and snooze.until_success:
+        channel = job.reply.channel_id or ""
+        await ctx.scheduler.enqueue(
+            SnoozeEndJob.ending(
+                job.origin,
+                route_id,
+                channel,
+                snooze.snooze_id,
+                snooze.since,
+                "success",
+                success_of=success_of,
+            )
+        )
 
 
 def _batch(
