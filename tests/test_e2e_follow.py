@@ -131,7 +131,8 @@ def test_a_followed_run_updates_its_card_until_it_ends_then_tells_the_thread(
     assert reply["channel"] == "C1" and reply["thread_ts"] == "1.1"
     assert reply["text"].startswith("<@U1> *Nightly sync* finished: *ERRORED* after ")
     assert reply["text"].endswith("failing node: *Create contact*")
-    assert follow_records(redis_url) == 0
+    # The last poll tells the thread, then ends the follow: its record goes right after the reply.
+    slack.wait_for(lambda s: follow_records(redis_url) == 0, timeout=10)
     # Nothing after the end: with no poll queued, running or scheduled, nothing is left to reply.
     wait_until_quiet(redis_url)
     assert len(finished_replies(slack)) == 1 and slack.responses_to("follow") == cards
