@@ -55,6 +55,12 @@ JOB_OLDEST_SECONDS = Gauge(
     "Age of the oldest job waiting for a worker (0 when none waits)",
     multiprocess_mode="mostrecent",
 )
+# This process's own: work it runs after an answer (caching, bookkeeping, short replies).
+BACKGROUND_TASKS = Gauge(
+    f"{PREFIX}_background_tasks",
+    "Tasks this process runs after an answer (caching a result, remembering accounts, short replies)",
+    multiprocess_mode="livesum",
+)
 FOLLOWS_ACTIVE = Gauge(
     f"{PREFIX}_follows_active",
     "Executions being followed, in every workspace",

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 
 async def refresh_gauges(c: Container) -> None:
+    metrics.BACKGROUND_TASKS.set(c.tasks.pending + c.lookup.bookkeeping.pending)
     try:
         backlog = await c.jobs.backlog()
         live_follows = await c.follows.store.count_live()

@@ -7,6 +7,7 @@ import hmac
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -234,6 +235,20 @@ class BotServer:
         if enterprise:
             form["enterprise_id"] = enterprise
         return self.post_signed(urlencode(form))
+
+    def wait_for_background_work(self, timeout: float = 10.0) -> None:
+        """Until the web process runs no task after its answers (its metrics say how many)."""
+        deadline = time.monotonic() + timeout
+        pattern = re.compile(r"^refold_bot_background_tasks (\S+)$", re.MULTILINE)
+        while time.monotonic() < deadline:
+            scraped = self.http.get(
+                f"{self.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+            )
+            found = pattern.search(scraped.text)
+            if found is not None and float(found.group(1)) == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the web process still runs background tasks")
 
     def interaction(self, payload: dict[str, Any]) -> httpx.Response:
         return self.post_signed(urlencode({"payload": json.dumps(payload)}))
