@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.render.text import clip, escape_mrkdwn, format_time, inline, plural
+from bot.render.text import ago, clip, escape_mrkdwn, format_time, inline, plural
 
 ALERTS_USAGE = (
     "*Send Refold alerts to this channel* (workspace admins)\n"
@@ -201,15 +201,7 @@ def last_success_line(facts: LastSuccessFacts) -> str:
         return "Last success: none for this workflow and account"
     if facts.at is None:
         return f"Last success: `{inline(facts.execution_id, 40)}`"
-    minutes = max(0, int((facts.now - facts.at).total_seconds() // 60))
-    ago = (
-        f"{minutes} min ago"
-        if minutes < 120
-        else f"{minutes // 60} h ago"
-        if minutes < 48 * 60
-        else f"{minutes // 1440} d ago"
-    )
-    return f"Last success: {ago} (`{inline(facts.execution_id, 40)}`)"
+    return f"Last success: {ago(facts.at, facts.now)} (`{inline(facts.execution_id, 40)}`)"
 
 
 def alert_banner(

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.render import block_kit as kit
 from bot.render.buttons import SEARCH_NEXT_ACTION, SHOW_RUN_ACTION, encode_search, encode_target
-from bot.render.text import clip, escape_mrkdwn, format_duration_ms, format_time, inline, status_emoji
+from bot.render.text import ago, clip, escape_mrkdwn, format_duration_ms, format_time, inline, status_emoji
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,8 @@ def _asked(facts: SearchFacts) -> str:
 def _ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "–"
-    minutes = int((now - moment).total_seconds() // 60)
-    if minutes < 1:
-        ago = "just now"
-    elif minutes < 120:
-        ago = f"{minutes} min ago"
-    elif minutes < 48 * 60:
-        ago = f"{minutes // 60} h ago"
-    else:
-        ago = f"{minutes // 1440} d ago"
-    return f"{format_time(moment)} ({ago})"
+    when = "just now" if (now - moment).total_seconds() < 60 else ago(moment, now)
+    return f"{format_time(moment)} ({when})"
 
 
 def search_text(facts: SearchFacts, now: datetime) -> str:

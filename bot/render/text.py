@@ -129,6 +129,16 @@ def status_emoji(status: str) -> str:
     return STATUS_EMOJI.get(known, ":grey_question:") if known else ":grey_question:"
 
 
+def ago(moment: datetime, now: datetime) -> str:
+    """How long before `now`: minutes up to two hours, hours up to two days, then days."""
+    minutes = max(0, int((now - moment).total_seconds() // 60))
+    if minutes < 120:
+        return f"{minutes} min ago"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h ago"
+    return f"{minutes // 1440} d ago"
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.store import keys
 from bot.store.durable import DurableWrites
-from bot.store.redis import redis_errors
+from bot.store.redis import decoded, redis_errors
 
 ROUTE_ID_BYTES = 16
 
@@ -62,7 +62,7 @@ class AlertRouteStore:
     async def for_channel(self, workspace: str, channel_id: str) -> AlertRoute | None:
         async with redis_errors():
             route_id = await self._redis.hget(keys.alert_routes_of(workspace), channel_id)
-        return await self.get(_text(route_id)) if route_id else None
+        return await self.get(decoded(route_id)) if route_id else None
 
     async def save(self, workspace: str, route: AlertRoute) -> None:
         key, index = keys.alert_route(route.route_id), keys.alert_routes_of(workspace)
@@ -82,7 +82,7 @@ class AlertRouteStore:
         """Oldest first; entries whose route is gone are pruned."""
         async with redis_errors():
             index = await self._redis.hgetall(keys.alert_routes_of(workspace))
-            ids = [_text(v) for v in index.values()]
+            ids = [decoded(v) for v in index.values()]
             raws = await self._redis.mget([keys.alert_route(i) for i in ids]) if ids else []
         routes = []
         for (channel, _), raw in zip(index.items(), raws, strict=True):
@@ -102,10 +102,6 @@ class AlertRouteStore:
         async with redis_errors():
             await self._redis.delete(keys.alert_routes_of(workspace))
         return routes
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _parse(raw: bytes | str | None) -> AlertRoute | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from bot.store import keys
-from bot.store.redis import redis_errors
+from bot.store.redis import decoded, redis_errors
 
 MAX_ENTRIES = 1000
 
@@ -50,7 +50,7 @@ class AuditLog:
             rows = await self._redis.xrevrange(keys.audit(workspace), count=count)
         entries = []
         for _, raw in rows or []:
-            data = {_text(k): _text(v) for k, v in (raw or {}).items()}
+            data = {decoded(k): decoded(v) for k, v in (raw or {}).items()}
             try:
                 at = datetime.fromisoformat(data.get("at", ""))
             except ValueError:
@@ -66,7 +66,3 @@ class AuditLog:
                 )
             )
         return entries
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

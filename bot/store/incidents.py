@@ -28,7 +28,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 
 from bot.store import keys
-from bot.store.redis import redis_errors
+from bot.store.redis import decoded, redis_errors
 
 GROUP_SECONDS = 15 * 60
 RESOLVE_SECONDS = 30 * 60
@@ -333,9 +333,9 @@ class IncidentStore:
                     EPISODES_KEPT_SECONDS,
                 ],
             )
-        decided = _text(role)
+        decided = decoded(role)
         assert decided in ("card", "open", "join", "held")
-        return Arrival(decided, _text(card_ts), _text(gen))  # type: ignore[arg-type]
+        return Arrival(decided, decoded(card_ts), decoded(gen))  # type: ignore[arg-type]
 
     async def claim_convert(
         self, route_id: str, cause: str, generation: str, job: str, card_ts: str = ""
@@ -346,7 +346,7 @@ class IncidentStore:
             ts = await self._claim_convert(
                 keys=[keys.incident(route_id, cause)], args=[generation, job, card_ts]
             )
-        return _text(ts)
+        return decoded(ts)
 
     async def open_causes(self, route_id: str, *, now: float, limit: int = 20) -> list[str]:
         """The route's incidents with a failure within the resolve window, latest first."""
@@ -354,7 +354,7 @@ class IncidentStore:
             causes = await self._redis.zrevrangebyscore(
                 keys.incidents_of(route_id), "+inf", now - RESOLVE_SECONDS, start=0, num=limit
             )
-        return [_text(c) for c in causes if isinstance(c, bytes | str)]
+        return [decoded(c) for c in causes if isinstance(c, bytes | str)]
 
     async def succeeded(self, route_id: str, workflow: str, account: str, *, now: float) -> list[str]:
         """A run of `workflow` (ID or name) completed for `account`: the open incidents that account
@@ -364,7 +364,7 @@ class IncidentStore:
             own = self._own(route_id, cause)
             async with redis_errors():
                 names = await self._redis.hmget(own["base"], ["workflow_id", "workflow"])
-                if workflow.casefold() not in {_text(n).casefold() for n in names if n}:
+                if workflow.casefold() not in {decoded(n).casefold() for n in names if n}:
                     continue
                 if await self._recover(own, account):
                     changed.append(cause)
@@ -390,9 +390,9 @@ class IncidentStore:
                 keys=[own["base"], own["batches"]],
                 args=[generation, index, job, now, BATCH_CLAIM_SECONDS, STATE_TTL_SECONDS],
             )
-        decided = _text(turn)
+        decided = decoded(turn)
         assert decided in ("post", "update", "busy")
-        return decided, _text(ts)  # type: ignore[return-value]
+        return decided, decoded(ts)  # type: ignore[return-value]
 
     async def batch_shown(self, route_id: str, cause: str, index: int, ts: str, shown: int) -> None:
         own = self._own(route_id, cause)
@@ -408,7 +408,7 @@ class IncidentStore:
         own = self._own(route_id, cause)
         async with redis_errors():
             state = await self._redis.hget(own["base"], "state")
-            if state is None or _text(state) != "open":
+            if state is None or decoded(state) != "open":
                 return False
             await self._redis.hset(
                 own["base"], mapping={"state": "resolved", "resolved_at": now, "resolved_by": who}
@@ -444,7 +444,7 @@ class IncidentStore:
         started it: it is not asked again)."""
         own = self._own(route_id, cause)
         async with redis_errors():
-            claim = _text(await self._claim_rerun(keys=[own["reruns"]], args=[execution_id, job]))
+            claim = decoded(await self._claim_rerun(keys=[own["reruns"]], args=[execution_id, job]))
             await self._redis.expire(own["reruns"], STATE_TTL_SECONDS)
         assert claim in ("mine", "taken", "interrupted")
         return claim  # type: ignore[return-value]
@@ -473,10 +473,10 @@ class IncidentStore:
         async with redis_errors():
             raw_reruns = await self._redis.hgetall(own["reruns"])
             raw_status = await self._redis.hgetall(own["rerun-status"])
-        statuses = {_text(k): _text(v) for k, v in raw_status.items()}
+        statuses = {decoded(k): decoded(v) for k, v in raw_status.items()}
         accounts = {run.execution_id: run.account for run in view.listed}
         running = []
-        for old, new in ((_text(k), _text(v)) for k, v in raw_reruns.items()):
+        for old, new in ((decoded(k), decoded(v)) for k, v in raw_reruns.items()):
             if new.startswith(("claim:", "failed:")) or statuses.get(new, "").upper() in terminal:
                 continue
             running.append((new, accounts.get(old, "")))
@@ -519,10 +519,10 @@ class IncidentStore:
                 snooze,
                 episodes,
             ) = await pipe.execute()
-        data = {_text(k): _text(v) for k, v in raw.items()}
+        data = {decoded(k): decoded(v) for k, v in raw.items()}
         if "state" not in data:
             return None
-        done = {_text(k): _text(v) for k, v in reruns.items()}
+        done = {decoded(k): decoded(v) for k, v in reruns.items()}
         began = float(data.get("first", "0"))
         earlier = [float(at) for _, at in episodes if float(at) < began]
         taken = frozenset(k for k, v in done.items() if not v.startswith("failed:"))
@@ -538,20 +538,20 @@ class IncidentStore:
             ),
             runs=int(data.get("runs", "0")),
             accounts=int(count) + int(data.get("accounts_over", "0")),
-            first_accounts=[_text(a) for a in named],
+            first_accounts=[decoded(a) for a in named],
             first_seen=float(data.get("first", "0")),
             last_seen=float(data.get("last", "0")),
             card_ts=data.get("card_ts", ""),
             first_execution=data.get("first_exec", ""),
             first_account=data.get("first_account", ""),
             recovered=int(healed),
-            listed=[_run(_text(r)) for r in runs],
-            batches=_batches({_text(k): _text(v) for k, v in batches.items()}),
+            listed=[_run(decoded(r)) for r in runs],
+            batches=_batches({decoded(k): decoded(v) for k, v in batches.items()}),
             resolved_at=_float(data.get("resolved_at")),
             resolved_by=data.get("resolved_by"),
             reopened_at=_float(data.get("reopened")),
-            snooze=_snooze({_text(k): _text(v) for k, v in snooze.items()}),
-            reruns=_reruns(data, done, {_text(k): _text(v) for k, v in statuses.items()}),
+            snooze=_snooze({decoded(k): decoded(v) for k, v in snooze.items()}),
+            reruns=_reruns(data, done, {decoded(k): decoded(v) for k, v in statuses.items()}),
             rerun_done=taken,
             opened_at=_float(data.get("opened")),
             earlier_episodes=sum(1 for at in earlier if at >= began - EPISODE_WINDOW_SECONDS),
@@ -605,7 +605,3 @@ def _reruns(data: dict[str, str], done: dict[str, str], statuses: dict[str, str]
 
 def _float(value: str | None) -> float | None:
     return float(value) if value else None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

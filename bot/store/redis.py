@@ -88,6 +88,11 @@ async def redis_errors() -> AsyncIterator[None]:
         raise StoreUnavailable(f"Redis is unavailable ({reason})") from None
 
 
+def decoded(value: bytes | str) -> str:
+    """A value as Redis returned it (bytes, or str on a decoding client), as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def safe_url(url: str) -> str:
     """The Redis URL to show a person: scheme, host, port and database; never the password."""
     if is_sentinel(url):

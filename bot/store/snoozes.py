@@ -16,7 +16,7 @@ from typing import Literal
 import redis.asyncio as aioredis
 
 from bot.store import keys
-from bot.store.redis import redis_errors
+from bot.store.redis import decoded, redis_errors
 
 SnoozeKind = Literal["workflow", "account"]
 MAX_HELD = 100
@@ -112,12 +112,12 @@ class SnoozeStore:
     async def get(self, route_id: str, sid: str) -> AlertSnooze | None:
         async with redis_errors():
             raw = await self._redis.hgetall(keys.alert_snooze(route_id, sid))
-        return _snooze(sid, {_text(k): _text(v) for k, v in raw.items()})
+        return _snooze(sid, {decoded(k): decoded(v) for k, v in raw.items()})
 
     async def of_route(self, route_id: str, *, now: float) -> list[AlertSnooze]:
         """The route's snoozes still on."""
         async with redis_errors():
-            ids = [_text(i) for i in await self._redis.smembers(keys.alert_snoozes_of(route_id))]
+            ids = [decoded(i) for i in await self._redis.smembers(keys.alert_snoozes_of(route_id))]
         found = []
         for sid in sorted(ids):
             snooze = await self.get(route_id, sid)
@@ -165,14 +165,14 @@ class SnoozeStore:
             if not await self._redis.exists(key):
                 return False
             await self._redis.hsetnx(key, "ended", job)
-            return _text(await self._redis.hget(key, "ended") or b"") == job
+            return decoded(await self._redis.hget(key, "ended") or b"") == job
 
     async def held_runs(self, route_id: str, sid: str) -> list[HeldRun]:
         async with redis_errors():
             raw = await self._redis.lrange(keys.alert_snooze(route_id, sid) + ":held", 0, -1)
         runs = []
         for entry in raw:
-            execution_id, account, at = [*_text(entry).split("\t"), "", "", "0"][:3]
+            execution_id, account, at = [*decoded(entry).split("\t"), "", "", "0"][:3]
             runs.append(HeldRun(execution_id, account, float(at or 0)))
         return runs
 
@@ -198,7 +198,3 @@ def _snooze(sid: str, data: dict[str, str]) -> AlertSnooze | None:
         until_success=data.get("until_success") == "1",
         held=int(data.get("held", "0")),
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
