@@ -21,6 +21,7 @@ from bot.scrape_endpoint import metrics_endpoint
 from bot.settings import SlackMode
 from bot.slack.authorize import RotationSafeAuthorize
 from bot.slack.listeners import (
+    alert_snooze_menu,
     app_home,
     card_buttons,
     commands,
@@ -49,6 +50,7 @@ def register_surfaces(app: AsyncApp, c: Container) -> None:
     shortcuts.register(app, c.dispatcher)
     card_buttons.register(app, c.dispatcher, c.responder)
     incident_buttons.register(app, c.dispatcher, c.responder)
+    alert_snooze_menu.register(app, c.responder, c.alerts, c.actions, c.jobs)
     node_output.register(app, c.responder, c.lookup)
     connect_form.register(app, c.responder, c.connect)
     lifecycle.register(app, c.connect, c.installations, c.alerts, c.lookup)

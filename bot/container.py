@@ -32,7 +32,9 @@ from bot.store.alert_routes import AlertRouteStore
 from bot.store.audit import AuditLog
 from bot.store.credentials import CredentialStore
 from bot.store.crypto import Cipher
+from bot.store.daily_counts import DailyCounts
 from bot.store.deliveries import Deliveries
+from bot.store.digests import DigestStore
 from bot.store.executions import ExecutionCache
 from bot.store.follows import FollowStore
 from bot.store.incidents import IncidentStore
@@ -55,6 +57,7 @@ from bot.tasks import BackgroundTasks
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService
 from bot.usecases.connect import ConnectService
+from bot.usecases.digest import DailyDigests
 from bot.usecases.lookup import ExecutionLookup
 from bot.usecases.search import ExecutionSearch
 from bot.usecases.workspace import CredentialResolver
@@ -202,6 +205,7 @@ def build_container(
         max_seconds=settings.follow_max_seconds,
     )
     seen = SeenDeliveries(redis)
+    counts = DailyCounts(redis)
     alerts = AlertService(
         AlertRouteStore(redis),
         seen,
@@ -211,6 +215,8 @@ def build_container(
         resolver,
         refold,
         audit,
+        counts,
+        DailyDigests(DigestStore(redis), counts, audit),
         settings.public_url,
     )
     runner = JobRunner(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -95,10 +97,28 @@ class InvalidCommand:
     reason: str
 
 
-Command = LookupCommand | VerbCommand | AlertsCommand | SearchCommand | InvalidCommand
+DigestAction = Literal["on", "off", "show"]
+DigestQuiet = Literal["post", "skip"]
+DIGEST_ACTIONS: dict[str, DigestAction] = {action: action for action in get_args(DigestAction)}
+DIGEST_QUIET: dict[str, DigestQuiet] = {choice: choice for choice in get_args(DigestQuiet)}
+_CLOCK_TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+
+
+@dataclass(frozen=True)
+class DigestCommand:
+    """`/execution digest on [at 09:00] [tz:Europe/Berlin] [quiet:skip]`, `off`, or on its own."""
+
+    action: DigestAction
+    at: str | None = None  # HH:MM; None: the default
+    zone: str | None = None  # an IANA zone; None: the person's own
+    quiet: DigestQuiet = "post"
+
+
+Command = LookupCommand | VerbCommand | AlertsCommand | SearchCommand | DigestCommand | InvalidCommand
 
 ALERTS_WORD = "alerts"
 SEARCH_WORD = "search"
+DIGEST_WORD = "digest"
 ALERT_EVENTS = frozenset({"errored", "completed", "all"})
 ENVIRONMENTS = frozenset({"production", "test"})
 MAX_WORKFLOW_CHARS = 200
@@ -128,6 +148,8 @@ def parse_command(text: str | None) -> Command:
     first = words[0].lower()
     if first == SEARCH_WORD:
         return parse_search(unwrap_slack_formatting(text or "").strip()[len(words[0]) :])
+    if first == DIGEST_WORD:
+        return parse_digest(words[1:])
     if first == ALERTS_WORD:
         return parse_alerts(unwrap_slack_formatting(text or "").strip()[len(words[0]) :])
     verb = VERBS.get(first)
@@ -193,6 +215,61 @@ def parse_alerts(rest: str) -> AlertsCommand | InvalidCommand:
         if len(workflow) > MAX_WORKFLOW_CHARS or any(ord(ch) < 32 for ch in workflow):
             return InvalidCommand(f"That workflow name is longer than {MAX_WORKFLOW_CHARS} characters.")
     return AlertsCommand("on", events, environment, workflow)
+
+
+def parse_digest(words: list[str]) -> DigestCommand | InvalidCommand:
+    """What follows `digest`: `on` with its choices in any order, `off`, or nothing."""
+    action = DIGEST_ACTIONS.get(words[0].lower()) if words else "show"
+    if action is None or (action == "show" and words):
+        return InvalidCommand(f"`digest {words[0][:20]}` is not a choice: use `digest on` or `digest off`.")
+    if action != "on":
+        if len(words) > 1:
+            return InvalidCommand(f"`digest {action}` takes nothing after it.")
+        return DigestCommand(action)
+    at: str | None = None
+    zone: str | None = None
+    quiet: DigestQuiet = "post"
+    rest = iter(words[1:])
+    for word in rest:
+        lowered = word.lower()
+        if lowered == "at":
+            clock = next(rest, "")
+            matched = _CLOCK_TIME.fullmatch(clock)
+            if matched is None:
+                return InvalidCommand(
+                    f"`at {clock[:20]}` is not a time I can read: use 24-hour `HH:MM`, like `at 09:00`."
+                )
+            at = f"{int(matched.group(1)):02d}:{matched.group(2)}"
+        elif lowered.startswith("tz:"):
+            zone = _zone_name(word[3:])
+            if zone is None:
+                return InvalidCommand(
+                    f"`{word[:60]}` is not a time zone I know: use a name like `tz:Europe/Berlin`, "
+                    "`tz:America/New_York` or `tz:UTC`."
+                )
+        elif lowered.startswith("quiet:"):
+            chosen = DIGEST_QUIET.get(lowered[len("quiet:") :])
+            if chosen is None:
+                return InvalidCommand(f"`{word[:30]}` is not a choice: use `quiet:skip` or `quiet:post`.")
+            quiet = chosen
+        else:
+            return InvalidCommand(
+                f"I could not read `{word[:40]}`: use `digest on [at 09:00] [tz:Europe/Berlin] [quiet:skip]`."
+            )
+    return DigestCommand("on", at, zone, quiet)
+
+
+def _zone_name(name: str) -> str | None:
+    """The IANA zone as spelled in the database (`europe/berlin` is `Europe/Berlin`), or None."""
+    if not name or len(name) > 64 or not all(ch.isalnum() or ch in "/_+-" for ch in name):
+        return None
+    return _zones_by_folded_name().get(name.casefold())
+
+
+@functools.cache
+def _zones_by_folded_name() -> dict[str, str]:
+    # Reading the zone database's names walks its files: once a process.
+    return {known.casefold(): known for known in zoneinfo.available_timezones()}
 
 
 _SEARCH_KEY = re.compile(r"(?<![^\s])(" + "|".join(SEARCH_KEYS) + r"):", re.IGNORECASE)

@@ -797,6 +797,71 @@ def test_a_snoozed_workflow_holds_its_alerts_back_and_ends_at_its_time_with_the_
     assert ":zzz:" not in alerts_command(bot, slack, "list", "list-after")
 
 
+def test_a_failed_alert_cards_menu_snoozes_its_workflow_for_those_who_may(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key)
+
+    def fail(node: str) -> str:
+        execution_id = new_id()
+        refold.add_execution(
+            execution_id,
+            failing_with({"error": f"{node} broke"}, "acme", node=node),
+            linked_account_id="acme",
+        )
+        assert (
+            bot.webhook(route, workflow_event(execution_id, name="Nightly sync")).json()["result"]
+            == "accepted"
+        )
+        return execution_id
+
+    first = fail("Step A")
+    (card,) = slack.wait_for(
+        lambda s: [m for m in s.channel_messages(CHANNEL) if first in json.dumps(m.blocks)], timeout=20
+    )
+    (menu,) = [
+        e
+        for b in card.blocks or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == "alert_snooze"
+    ]
+    assert [o["text"]["text"] for o in menu["options"]] == [
+        "Snooze Nightly sync for 1 h",
+        "Snooze Nightly sync for 4 h",
+        "Snooze Nightly sync until a run succeeds",
+        "Snooze acme for 4 h",
+        "Snooze acme until a run succeeds",
+    ]
+    press(bot, slack, card, "alert_snooze", "menu-u2", user="U2", option=1)
+    (refused,) = slack.wait_responses("menu-u2")
+    assert (
+        "Only workspace admins and owners, and the people the connect form names as operators"
+        in refused["text"]
+    )
+    # Answered beside the card, which stays as it is.
+    assert refused["replace_original"] is False and refused["response_type"] == "ephemeral"
+    damaged = block_actions("alert_snooze", '{"k":"w","v":"x","f":"9h"}', slack.response_url("menu-bad"))
+    assert bot.interaction(damaged).status_code == 200
+    (told,) = slack.wait_responses("menu-bad")
+    assert "no longer carries" in told["text"]
+    press(bot, slack, card, "alert_snooze", "menu-u1", option=1)
+    (said,) = slack.wait_responses("menu-u1")
+    assert (
+        ":zzz: workflow *Nightly sync* snoozed by <@U1> until" in said["text"]
+        and said["replace_original"] is False
+    )
+    # The workflow's next failure is counted, not posted.
+    second = fail("Step B")
+    slack.wait_for(lambda s: held_count(redis_url) == 1, timeout=20)
+    assert second not in every_message_text(slack)
+    assert "1 alert held back" in alerts_command(bot, slack, "list", "list")
+    entries = audit_entries(redis_url, "T1")
+    assert [(e.who, e.detail) for e in entries if e.action == "alerts snooze"] == [
+        ("U1", "<#C1> workflow Nightly sync for 4h")
+    ]
+
+
 def test_an_until_success_snooze_of_an_account_ends_when_a_run_of_it_completes(
     bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
 ) -> None:

@@ -233,6 +233,27 @@ class SnoozeEndJob(JobBase):
         )
 
 
+class DigestJob(JobBase):
+    """One day's digest of a route's alerts; it schedules the next day's before it posts."""
+
+    kind: Literal["digest"] = "digest"
+    route_id: str
+    day: str  # the local date it is for, YYYY-MM-DD
+    since: float  # the digest it belongs to; one turned on again has jobs of its own
+
+    @classmethod
+    def for_day(cls, origin: Origin, route_id: str, channel_id: str, since: float, day: str) -> DigestJob:
+        """The one job for a route's digest on a day: its key is the route, the digest and the day."""
+        return cls(
+            origin=origin,
+            reply=ReplyTarget(channel_id=channel_id, ephemeral=False),
+            interaction=f"digest:{route_id}:{since!r}:{day}",
+            route_id=route_id,
+            day=day,
+            since=since,
+        )
+
+
 class UnfurlLink(BaseModel):
     url: str
     execution_id: str
@@ -287,6 +308,7 @@ AnyJob = Annotated[
     | RerunWatchJob
     | SearchJob
     | SnoozeEndJob
+    | DigestJob
     | UnfurlJob,
     Field(discriminator="kind"),
 ]

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
-from bot.render.text import ago, clip, escape_mrkdwn, format_time, inline, plural
+from bot.parse import SnoozeFor
+from bot.render import block_kit as kit
+from bot.render.buttons import ALERT_SNOOZE_ACTION, encode_alert_snooze
+from bot.render.text import ago, clip, escape_mrkdwn, format_time, inline, plain_label, plural
 
 ALERTS_USAGE = (
     "*Send Refold alerts to this channel* (workspace admins)\n"
@@ -51,6 +55,7 @@ class RouteView:
     registered: bool  # subscribed in Refold by the bot
     created_by: str | None
     snoozes: Sequence[SnoozeView] = ()
+    digest: str | None = None  # its setting, in words
 
 
 def snoozed_what(kind: str, value: str) -> str:
@@ -116,7 +121,8 @@ def filters_text(events: str, environment: str | None, workflow: str | None) -> 
 def route_line(route: RouteView) -> str:
     via = "subscribed in Refold" if route.registered else "webhook added by hand"
     line = f"<#{inline(route.channel_id, 20)}>: {filters_text(route.events, route.environment, route.workflow)} · {via}"
-    return line + "".join(f"\n   {snooze_line(s)}" for s in route.snoozes[:10])
+    digest = f"\n   {route.digest}" if route.digest else ""
+    return line + digest + "".join(f"\n   {snooze_line(s)}" for s in route.snoozes[:10])
 
 
 def routes_list(routes: Sequence[RouteView]) -> str:
@@ -281,4 +287,29 @@ def not_in_channel(channel_id: str) -> str:
         f":warning: A Refold alert could not be posted in <#{inline(channel_id, 20)}>: I am not a member "
         "of that channel. Invite me there with `/invite @refold-executions`, or turn its alerts off with "
         "`/execution alerts off`. (I'll say this once.)"
+    )
+
+
+def _for(length: SnoozeFor) -> str:
+    return "until a run succeeds" if length == "until-success" else f"for {length[:-1]} h"
+
+
+def alert_snooze_menu(workflow: str | None, account: str | None) -> dict[str, Any] | None:
+    """A failed run's alert card's menu: snooze its workflow (1 h, 4 h, until a run succeeds) or its
+    linked account (4 h, until a run succeeds) in the card's channel. None when neither fits."""
+    menu: list[tuple[Literal["workflow", "account"], str | None, tuple[SnoozeFor, ...]]] = [
+        ("workflow", workflow, ("1h", "4h", "until-success")),
+        ("account", account, ("4h", "until-success")),
+    ]
+    options = []
+    for kind, value, lengths in menu:
+        for length in lengths if value else ():
+            encoded = encode_alert_snooze(kind, value or "", length)
+            if encoded is not None:
+                options.append(kit.option(f"{plain_label(f'Snooze {value}', 50)} {_for(length)}", encoded))
+    if not options:
+        return None
+    return kit.actions(
+        {"type": "overflow", "action_id": ALERT_SNOOZE_ACTION, "options": options},
+        block_id="alert_snooze",
     )

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
-from bot.parse import FoundExecution
+from bot.parse import MAX_WORKFLOW_CHARS, SNOOZE_FOR, FoundExecution, SnoozeFor
 from bot.refold.ids import (
     InvalidExecutionId,
     InvalidLinkedAccount,
@@ -33,6 +33,8 @@ INCIDENT_RERUN_ACTION = "incident_rerun"
 INCIDENT_SNOOZE_ACTION = "incident_snooze"  # an overflow menu: its option's value names the hours
 INCIDENT_UNSNOOZE_ACTION = "incident_unsnooze"
 INCIDENT_RESOLVE_ACTION = "incident_resolve"
+# On a failed run's alert card: snooze its workflow or its linked account in the card's channel.
+ALERT_SNOOZE_ACTION = "alert_snooze"
 SHOW_RUN_ACTION = "show_run_card"  # a run in an incident's thread or a search answer: its card, privately
 SEARCH_NEXT_ACTION = "search_next_page"
 SNOOZE_HOURS = (1, 4, 24)
@@ -54,7 +56,10 @@ CARD_ACTIONS = (
     STOP_ACTION,
     SHOW_RUN_ACTION,
     SEARCH_NEXT_ACTION,
+    ALERT_SNOOZE_ACTION,
 )
+MAX_OPTION_VALUE_CHARS = 150  # Slack's bound on an overflow option's value
+SnoozeChoice = tuple[Literal["workflow", "account"], str, SnoozeFor]
 
 MAX_VALUE_CHARS = 2000
 _FOLLOW_ID = re.compile(r"[0-9a-f]{32}")
@@ -191,3 +196,30 @@ def decode_search(value: Any) -> tuple[str, int] | None:
 
 def dashboard_link(template: str, execution_id: str) -> str:
     return template.replace("{execution_id}", quote(execution_id, safe=""))
+
+
+def encode_alert_snooze(kind: Literal["workflow", "account"], value: str, length: SnoozeFor) -> str | None:
+    """An alert card's snooze option; None when what it names does not fit in an option's value."""
+    encoded = json.dumps({"k": kind[0], "v": value, "f": length}, separators=(",", ":"), ensure_ascii=False)
+    return encoded if len(encoded) <= MAX_OPTION_VALUE_CHARS else None
+
+
+def decode_alert_snooze(value: Any) -> SnoozeChoice | None:
+    """What a snooze option asks for, re-validated as the command's parser would."""
+    try:
+        payload = json.loads(value) if isinstance(value, str) and len(value) <= MAX_VALUE_CHARS else None
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    kind, what, length = payload.get("k"), payload.get("v"), SNOOZE_FOR.get(str(payload.get("f")))
+    if not isinstance(what, str) or length is None:
+        return None
+    if kind == "a":
+        try:
+            return "account", normalize_linked_account(what), length
+        except InvalidLinkedAccount:
+            return None
+    if kind == "w" and what.strip() and len(what) <= MAX_WORKFLOW_CHARS and all(ord(ch) >= 32 for ch in what):
+        return "workflow", what, length
+    return None

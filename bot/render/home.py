@@ -73,6 +73,7 @@ def home_view(facts: HomeFacts, now: datetime) -> dict[str, Any]:
         text = (
             f"<#{inline(route.channel_id, 20)}>: "
             f"{filters_text(route.events, route.environment, route.workflow)}"
+            + (f"\n{route.digest}" if route.digest else "")
             + "".join(f"\n{snooze_line(s)}" for s in route.snoozes[:5])
         )
         button = _off_button(route_id, route.channel_id) if facts.is_admin else None

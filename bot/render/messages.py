@@ -17,7 +17,9 @@ USAGE = (
     "• `/execution connect`: connect Refold credentials (workspace admins)\n"
     "• `/execution disconnect`: remove them (workspace admins)\n"
     "• `/execution alerts on|off|list`: Refold alerts in this channel as live cards (workspace admins; "
-    "`/execution alerts` for the filters)\n"
+    "`/execution alerts` for the filters and snoozes)\n"
+    "• `/execution digest on [at 09:00] [tz:Europe/Berlin] [quiet:skip]`: a daily digest of this channel's "
+    "alerts (`/execution digest off` stops it)\n"
     "• `/execution help`: this message\n"
     "You can also open an alert's `⋯` menu and choose *Look up execution*."
 )

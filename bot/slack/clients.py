@@ -6,8 +6,11 @@ token (kept per token), found through the installation store.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -44,6 +47,25 @@ def channel_of(kwargs: dict[str, Any]) -> str | None:
     return None
 
 
+# A check to make once a call's turn has come, just before it goes to Slack (see `claimed_on_send`).
+_ON_SEND: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "on_send", default=None
+)
+
+
+@contextlib.contextmanager
+def claimed_on_send(claim: Callable[[], Awaitable[None]]) -> Iterator[None]:
+    """Run `claim` once, right before the next Slack call of this task leaves (after its pacing), so
+    a message that must go out once is claimed when nothing can come between the claim and Slack
+    getting it: no wait for a rate-limit turn, where a dying worker would leave a claim unsent. The
+    claim raises to stop the call."""
+    token = _ON_SEND.set(claim)
+    try:
+        yield
+    finally:
+        _ON_SEND.reset(token)
+
+
 class CountingWebClient(AsyncWebClient):
     """Paces every call within Slack's limits across processes, waits out a 429's Retry-After (every
     process then holds off that budget), and counts failed calls by method and error, for the metrics."""
@@ -56,6 +78,10 @@ class CountingWebClient(AsyncWebClient):
         for attempt in range(MAX_RATE_LIMITED_RETRIES + 1):
             if self.pacer is not None:
                 await _paced(self.pacer, workspace, api_method, channel)
+            claim = _ON_SEND.get()
+            if claim is not None:
+                _ON_SEND.set(None)
+                await claim()
             try:
                 return await super().api_call(api_method, **kwargs)
             except SlackApiError as exc:

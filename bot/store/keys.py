@@ -159,3 +159,20 @@ def slack_pace(scope: str) -> str:
 def slack_hold(scope: str) -> str:
     """When Slack's Retry-After for one budget ends (epoch ms): no process calls under it before."""
     return f"{NAMESPACE}:slack-hold:{scope}"
+
+
+def daily_counts(route_id: str, bucket: int) -> str:
+    """A route's deliveries in one quarter hour (`bucket`: its start, epoch seconds), as counters by
+    workflow, cause and account (a hash; the runs counted in a set beside it, under `:runs`), 14 days."""
+    return f"{NAMESPACE}:daily-counts:{route_id}:{bucket}"
+
+
+def digest(route_id: str) -> str:
+    """A route's daily digest: its local time, zone, quiet-day choice, who set it (a hash)."""
+    return f"{NAMESPACE}:digest:{route_id}"
+
+
+def digest_sent(route_id: str, day: str) -> str:
+    """Whether one day's digest of a route went to Slack (`day`: its local date), claimed just before
+    it is sent, for two days."""
+    return f"{NAMESPACE}:digest-sent:{route_id}:{day}"

@@ -23,11 +23,14 @@ from bot.refold.webhooks import (
 )
 from bot.store.alert_history import AlertHistory, Repeat, repeat_of
 from bot.store.alert_routes import AlertEvents, AlertRoute, AlertRouteStore, new_route_id
-from bot.store.audit import AuditEntry, AuditLog
-from bot.store.errors import NotConnected, StoreUnavailable
+from bot.store.audit import AuditLog
+from bot.store.daily_counts import CountedCause, DailyCounts
+from bot.store.errors import NotConnected
 from bot.store.incidents import Arrival, BatchTurn, CauseFields, IncidentStore, IncidentView, RerunClaim
 from bot.store.seen import SeenDeliveries
 from bot.store.snoozes import LONGEST_SECONDS, AlertSnooze, SnoozeKind, SnoozeStore, snooze_id
+from bot.usecases.audited import audited
+from bot.usecases.digest import DailyDigests
 from bot.usecases.workspace import CredentialResolver, Workspace
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,8 @@ class AlertService:
         resolver: CredentialResolver,
         refold: RefoldClient,
         audit: AuditLog,
+        counts: DailyCounts,
+        digests: DailyDigests,
         public_url: str | None,
     ) -> None:
         self.routes = routes
@@ -106,6 +111,8 @@ class AlertService:
         self._resolver = resolver
         self._refold = refold
         self._audit = audit
+        self._counts = counts
+        self.digests = digests
         self._public_url = public_url
 
     def webhook_url(self, route_id: str) -> str | None:
@@ -205,6 +212,7 @@ class AlertService:
                 log.warning("deleting an alert route's Refold webhook failed: %s", exc.kind.value)
                 error = exc
         await self.routes.delete(workspace.label, route)
+        await self.digests.store.forget(route.route_id)
         await self._record(workspace, who, "alerts off", f"<#{route.channel_id}>")
         log.info("alert route %s… removed", route.route_id[:6])
         return TurnedOff(route, error)
@@ -218,20 +226,7 @@ class AlertService:
         await self.routes.forget(workspace.label)
 
     async def _record(self, workspace: Workspace, who: str | None, action: str, detail: str) -> None:
-        try:
-            await self._audit.append(
-                workspace.label,
-                AuditEntry(
-                    at=datetime.now(UTC),
-                    who=who or "cli",
-                    action=action,
-                    execution_id="",
-                    result="ok",
-                    detail=detail,
-                ),
-            )
-        except StoreUnavailable:
-            log.warning("could not record %s in the audit log: Redis unavailable", action)
+        await audited(self._audit, workspace, who, action, detail)
 
     # --- deliveries ------------------------------------------------------------
 
@@ -376,9 +371,19 @@ class AlertService:
                     found.append((route, view))
         return sorted(found, key=lambda pair: -pair[1].last_seen)
 
-    async def remember(self, route: AlertRoute, delivery: Delivery, now: float) -> Repeat | None:
-        """Record a workflow delivery in the route's history of its workflow and linked account; for
-        a failure, where it stands among the earlier ones. None when the delivery names neither."""
+    async def remember(
+        self,
+        route: AlertRoute,
+        delivery: Delivery,
+        now: float,
+        *,
+        cause: Cause | None = None,
+        run_name: str | None = None,
+    ) -> Repeat | None:
+        """Record a workflow delivery in the day's counts (the digest's) and in the route's history of
+        its workflow and linked account; for a failure, where it stands among the earlier ones. None
+        when the delivery names no workflow or account."""
+        await self.count(route, delivery, now, cause=cause, run_name=run_name)
         workflow = delivery.workflow_id or delivery.workflow_name
         account, execution = delivery.linked_account_id, delivery.instance_id
         if not workflow or not account or not execution:
@@ -388,6 +393,29 @@ class AlertService:
             route.route_id, workflow, account, "failed" if failed else "completed", execution, now=now
         )
         return repeat_of(history, now) if failed else None
+
+    async def count(
+        self,
+        route: AlertRoute,
+        delivery: Delivery,
+        now: float,
+        *,
+        cause: Cause | None = None,
+        run_name: str | None = None,
+    ) -> None:
+        """Count a workflow delivery towards the digest (a snoozed one too: it failed all the same)."""
+        if not delivery.instance_id:
+            return
+        workflow = delivery.workflow_name or run_name or delivery.workflow_id or "an unnamed workflow"
+        await self._counts.record(
+            route.route_id,
+            execution_id=delivery.instance_id,
+            outcome="failed" if delivery.event is WebhookEvent.WORKFLOW_ERRORED else "completed",
+            workflow=workflow,
+            account=delivery.linked_account_id,
+            cause=CountedCause(cause.key, workflow, cause.node_name or "", cause.error) if cause else None,
+            now=now,
+        )
 
     # --- snoozes of a workflow or a linked account --------------------------------
 

@@ -107,6 +107,8 @@ class FakeSlack(LoopbackServer):
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_urls, with "_key"
         self._responses_by_key: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self.admins: set[str] = set()
+        # users.info's `tz` (the profile's IANA time zone); Slack's default for a new user otherwise.
+        self.zones: dict[str, str] = {}
         self.errors: dict[str, collections.deque[ProgrammedError]] = collections.defaultdict(
             collections.deque
         )
@@ -148,6 +150,7 @@ class FakeSlack(LoopbackServer):
             self.responses.clear()
             self._responses_by_key.clear()
             self.admins.clear()
+            self.zones.clear()
             self.errors.clear()
             self.response_url_status.clear()
             self.response_url_faults.clear()
@@ -327,6 +330,7 @@ class FakeSlack(LoopbackServer):
                 if programmed.times <= 0:
                     queue.popleft()
             admins = set(self.admins)
+            zones = dict(self.zones)
             delay = self.latency.get(method, 0.0)
         if delay:
             await asyncio.sleep(delay)
@@ -336,7 +340,7 @@ class FakeSlack(LoopbackServer):
             )
             status, answer = programmed.status, {"ok": False, "error": programmed.error}
         else:
-            status, answer = 200, self._answer(method, args, admins, token)
+            status, answer = 200, self._answer(method, args, admins, token, zones)
             headers = {}
         with self.lock:
             call.status, call.answer = status, answer
@@ -371,7 +375,7 @@ class FakeSlack(LoopbackServer):
         return None
 
     def _answer(
-        self, method: str, args: dict[str, Any], admins: set[str], token: str | None
+        self, method: str, args: dict[str, Any], admins: set[str], token: str | None, zones: dict[str, str]
     ) -> dict[str, Any]:
         if method == "oauth.v2.access":
             return self._oauth_access(args)
@@ -401,6 +405,7 @@ class FakeSlack(LoopbackServer):
                     "is_admin": user in admins,
                     "is_owner": False,
                     "is_primary_owner": False,
+                    "tz": zones.get(str(user), "America/Los_Angeles"),
                 },
             }
         if method == "conversations.open":

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, assert_never
 
 from bot.jobs.kinds import AlertJob, IncidentUpdateJob, JobBase, ReplyTarget, SnoozeEndJob, Target
-from bot.refold.causes import cause_of
+from bot.refold.causes import Cause, cause_of
 from bot.refold.webhooks import WebhookEvent
 from bot.render import alerts as words
 from bot.render import block_kit as kit
@@ -69,7 +69,14 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
     if result is not None and not environment_wanted(route, result.execution.environment):
         log.info("alert for another environment than the route's; not posted")
         return
-    repeat = await _remember(ctx, route, job, result.execution.name if result is not None else None)
+    cause = (
+        cause_of(
+            result.execution, workflow_id=job.delivery.workflow_id, workflow_name=job.delivery.workflow_name
+        )
+        if job.delivery.event == WebhookEvent.WORKFLOW_ERRORED and result is not None
+        else None
+    )
+    repeat = await _remember(ctx, route, job, result.execution.name if result is not None else None, cause)
     # Looked up only for a failed run's own card, just before it is posted (an incident's joiners
     # post nothing, so a storm asks Refold nothing more).
     last_success: list[words.LastSuccessFacts] = []
@@ -95,12 +102,17 @@ async def run_alert(ctx: JobContext, job: AlertJob) -> None:
                 outcome.error or "",
             )
             return Card(text=text, blocks=[kit.section(text)])
-        return ctx.card(result, shareable=False, budget=budget, banner=banner)
-
-    if job.delivery.event == WebhookEvent.WORKFLOW_ERRORED and result is not None:
-        cause = cause_of(
-            result.execution, workflow_id=job.delivery.workflow_id, workflow_name=job.delivery.workflow_name
+        card = ctx.card(result, shareable=False, budget=budget, banner=banner)
+        menu = (
+            words.alert_snooze_menu(
+                job.delivery.workflow_name or job.delivery.workflow_id, job.delivery.linked_account_id
+            )
+            if result.execution.has_failed
+            else None
         )
+        return Card(text=card.text, blocks=[*card.blocks, menu]) if menu is not None else card
+
+    if cause is not None:
         try:
             arrival = await ctx.alerts.arrive_failure(
                 route,
@@ -154,6 +166,8 @@ async def _held_by_snooze(ctx: JobContext, job: AlertJob, route: AlertRoute) -> 
             delivery.linked_account_id or "",
             now=now,
         )
+        if held:
+            await ctx.alerts.count(route, delivery, now)
     except StoreUnavailable as exc:
         ctx.retry_unless_final(exc.kind.value)
         log.warning("an alert's snooze could not be checked (Redis unavailable); it is posted")
@@ -181,11 +195,12 @@ async def _last_success(ctx: JobContext, job: AlertJob, result: LookupResult) ->
 
 
 async def _remember(
-    ctx: JobContext, route: AlertRoute, job: AlertJob, run_name: str | None
+    ctx: JobContext, route: AlertRoute, job: AlertJob, run_name: str | None, cause: Cause | None
 ) -> words.RepeatFacts | None:
-    """The delivery into the route's history; for a failure, whether it is a first or a repeat."""
+    """The delivery into the day's counts and the route's history; for a failure, whether it is a
+    first or a repeat."""
     try:
-        repeat = await ctx.alerts.remember(route, job.delivery, time.time())
+        repeat = await ctx.alerts.remember(route, job.delivery, time.time(), cause=cause, run_name=run_name)
     except StoreUnavailable:
         log.warning(
             "an alert's history could not be read or kept: Redis unavailable; its card says nothing of it"

@@ -10,6 +10,7 @@ from bot.jobs.kinds import (
     AlertJob,
     AnyJob,
     BulkRerunJob,
+    DigestJob,
     FollowJob,
     IncidentActionJob,
     IncidentUpdateJob,
@@ -26,7 +27,17 @@ from bot.jobs.kinds import (
     UnfollowJob,
     UnfurlJob,
 )
-from bot.slack.handlers import alerts, following, incident_actions, lookups, operate, search, snoozes, unfurl
+from bot.slack.handlers import (
+    alerts,
+    digest,
+    following,
+    incident_actions,
+    lookups,
+    operate,
+    search,
+    snoozes,
+    unfurl,
+)
 from bot.slack.handlers.context import JobContext
 
 BoundHandler = Callable[[JobContext], Awaitable[None]]
@@ -67,6 +78,8 @@ def handler_for(job: AnyJob) -> BoundHandler:
             return partial(search.run_search, job=job)
         case SnoozeEndJob():
             return partial(snoozes.run_snooze_end, job=job)
+        case DigestJob():
+            return partial(digest.run_digest, job=job)
         case UnfurlJob():
             return partial(unfurl.run_unfurl, job=job)
         case _:

@@ -15,13 +15,16 @@ from bot.errors import BotError
 from bot.jobs.kinds import EndReason, ReplyTarget, SnoozeEndJob
 from bot.parse import AlertsCommand
 from bot.render import alerts as words
+from bot.render.digest import setting_line
 from bot.render.errors import describe
 from bot.slack import web_api
 from bot.slack.admins import is_workspace_admin, may_operate
+from bot.slack.digest_view import setting
 from bot.slack.follow_records import Scheduler
 from bot.slack.payloads import Interaction
 from bot.slack.reply import Reply
 from bot.store.alert_routes import AlertEvents, AlertRoute
+from bot.store.digests import DigestConfig
 from bot.store.snoozes import AlertSnooze
 from bot.usecases.actions import ExecutionActions
 from bot.usecases.alerts import AlertService, RouteFilters
@@ -40,7 +43,9 @@ def snooze_view(snooze: AlertSnooze) -> words.SnoozeView:
     )
 
 
-def route_view(route: AlertRoute, snoozes: Sequence[AlertSnooze] = ()) -> words.RouteView:
+def route_view(
+    route: AlertRoute, snoozes: Sequence[AlertSnooze] = (), digest: DigestConfig | None = None
+) -> words.RouteView:
     return words.RouteView(
         channel_id=route.channel_id,
         events=route.events.value,
@@ -49,6 +54,7 @@ def route_view(route: AlertRoute, snoozes: Sequence[AlertSnooze] = ()) -> words.
         registered=route.refold_webhook_id is not None,
         created_by=route.created_by,
         snoozes=[snooze_view(s) for s in snoozes],
+        digest=setting_line(setting(digest)) if digest is not None else None,
     )
 
 
@@ -69,7 +75,8 @@ async def handle_alerts(
             text = await _snooze(client, interaction, command, alerts, actions, scheduler)
         except BotError as exc:
             text = describe(exc)
-        await reply.send(response_type="ephemeral", text=text)
+        # Also chosen from an alert card's menu: the answer goes beside the card, which stays.
+        await reply.send(response_type="ephemeral", replace_original=False, text=text)
         return
     if not await is_workspace_admin(client, interaction.user_id):
         await reply.send(response_type="ephemeral", text=words.ALERTS_ADMIN_ONLY)
@@ -89,7 +96,11 @@ async def _carry_out(
         case "list":
             now = time.time()
             views = [
-                route_view(r, await alerts.snoozes.of_route(r.route_id, now=now))
+                route_view(
+                    r,
+                    await alerts.snoozes.of_route(r.route_id, now=now),
+                    await alerts.digests.store.get(r.route_id),
+                )
                 for r in await alerts.of_workspace(workspace)
             ]
             return words.routes_list(views)

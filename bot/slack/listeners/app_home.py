@@ -138,7 +138,14 @@ async def gather(client: AsyncWebClient, user: str, workspace: Workspace, source
         ]
         follows = follow_lines(await sources.follows.store.active(workspace.label, MAX_FOLLOWS + 1))
         routes = [
-            (r.route_id, route_view(r, await sources.alerts.snoozes.of_route(r.route_id, now=time.time())))
+            (
+                r.route_id,
+                route_view(
+                    r,
+                    await sources.alerts.snoozes.of_route(r.route_id, now=time.time()),
+                    await sources.alerts.digests.store.get(r.route_id),
+                ),
+            )
             for r in await sources.alerts.of_workspace(workspace)
         ]
         incidents = [

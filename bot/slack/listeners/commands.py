@@ -1,4 +1,4 @@
-"""`/execution`: lookups (and follows), search, help, status, following, connect and disconnect."""
+"""`/execution`: lookups (and follows), search, alerts, digest, help, status, following, connect and disconnect."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bot.errors import BotError
 from bot.jobs.kinds import FollowJob, LookupJob, SearchJob, Target
 from bot.parse import (
     AlertsCommand,
+    DigestCommand,
     InvalidCommand,
     LookupCommand,
     SearchCommand,
@@ -36,6 +37,7 @@ from bot.slack.follow_records import FollowKit, Scheduler, derived_follow_id, fo
 from bot.slack.incident_view import incident_facts
 from bot.slack.listeners.alert_settings import handle_alerts
 from bot.slack.listeners.connect_form import open_connect_form
+from bot.slack.listeners.digest_settings import handle_digest
 from bot.slack.payloads import Interaction
 from bot.slack.reply import Reply
 from bot.slack.responder import Responder
@@ -106,6 +108,11 @@ def register(
         if isinstance(parsed, AlertsCommand):
             responder.later(
                 handle_alerts(client, reply, interaction, parsed, alerts, actions, scheduler), "alerts"
+            )
+            return
+        if isinstance(parsed, DigestCommand):
+            responder.later(
+                handle_digest(client, reply, interaction, parsed, alerts, actions, scheduler), "digest"
             )
             return
         match parsed.verb:
