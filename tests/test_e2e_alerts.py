@@ -552,6 +552,11 @@ def press(
                     message_ts=message.ts,
                     action_ts=f"{time.time():.6f}",
                 )
+                if "options" in element:
+                    # A menu's choice comes as Slack sends it: the chosen option, no value of its own.
+                    chosen = payload["actions"][0]
+                    del chosen["value"]
+                    chosen.update(type="overflow", selected_option=element["options"][option])
                 assert bot.interaction(payload).status_code == 200
                 return
     raise AssertionError(f"no {action_id} on the message")
