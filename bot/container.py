@@ -15,16 +15,17 @@ from dataclasses import dataclass
 import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from saq import Worker
+from saq import CronJob, Worker
 from saq.types import Context
 
-from bot.jobs.queue import RUN, STANDBY_PREFIX, JobQueue
+from bot.jobs.queue import DIGEST_UPKEEP, DIGEST_UPKEEP_CRON, RUN, STANDBY_PREFIX, JobQueue
 from bot.refold.client import RefoldClient, RetryPolicy, make_http_client, warm_up
 from bot.refold.credentials import AuthKind, RefoldCredentials
 from bot.settings import Settings, SlackMode
 from bot.slack.clients import SlackClients
 from bot.slack.dispatch import Dispatcher
 from bot.slack.follow_records import FollowKit
+from bot.slack.handlers.digest import upkeep_function
 from bot.slack.handlers.runner import JobRunner, job_function
 from bot.slack.responder import Responder
 from bot.store.alert_history import AlertHistory
@@ -129,9 +130,11 @@ class Container:
     ) -> Worker[Context]:
         """saq's worker over this process's queue; `standby`: the web process's, which takes jobs
         only while no worker process is alive."""
+        upkeep = upkeep_function(self.alerts, self.jobs)
         return Worker(
             self.jobs.standby() if standby else self.jobs.saq,
-            functions=[(RUN, job_function(self.jobs, self.runner))],
+            functions=[(RUN, job_function(self.jobs, self.runner)), (DIGEST_UPKEEP, upkeep)],
+            cron_jobs=[CronJob(upkeep, cron=DIGEST_UPKEEP_CRON, timeout=60)],
             concurrency=concurrency,
             timers=WORKER_TIMERS,  # type: ignore[arg-type]
             dequeue_timeout=min(1.0, self.settings.redis_timeout_seconds / 2),
@@ -206,8 +209,9 @@ def build_container(
     )
     seen = SeenDeliveries(redis)
     counts = DailyCounts(redis)
+    routes = AlertRouteStore(redis)
     alerts = AlertService(
-        AlertRouteStore(redis),
+        routes,
         seen,
         IncidentStore(redis),
         AlertHistory(redis),
@@ -216,7 +220,7 @@ def build_container(
         refold,
         audit,
         counts,
-        DailyDigests(DigestStore(redis), counts, audit),
+        DailyDigests(DigestStore(redis), counts, routes, audit),
         settings.public_url,
     )
     runner = JobRunner(

@@ -367,7 +367,7 @@ def wait_for_live_worker(redis_url: str, timeout: float = 15.0) -> None:
 
 def queue_busy(redis_url: str, *, scheduled_before: float = math.inf) -> tuple[int, int, int]:
     """The job queue's jobs queued, active, and scheduled for no later than `scheduled_before` (epoch
-    seconds), read in one transaction: saq moves a job between its lists atomically, so a read of all
+    seconds; saq's standing cron job aside), read in one transaction: saq moves a job between its lists atomically, so a read of all
     three at once never misses one in passing."""
     import redis as sync_redis
 
@@ -378,11 +378,12 @@ def queue_busy(redis_url: str, *, scheduled_before: float = math.inf) -> tuple[i
     try:
         with client.pipeline(transaction=True) as pipe:
             pipe.llen(f"{prefix}:queued").llen(f"{prefix}:active")
-            pipe.zcount(f"{prefix}:incomplete", "(0", upper)
-            queued, active, scheduled = pipe.execute()
+            pipe.zrangebyscore(f"{prefix}:incomplete", "(0", upper)
+            queued, active, waiting = pipe.execute()
     finally:
         client.close()
-    return queued, active, scheduled
+    # saq's cron keeps the digests' upkeep scheduled for its next slot for good: it is not pending work.
+    return queued, active, sum(1 for job in waiting if b":cron:" not in job)
 
 
 def wait_until_quiet(redis_url: str, *, scheduled_before: float = math.inf, timeout: float = 15.0) -> None:

@@ -13,7 +13,7 @@ from bot.parse import DigestCommand, InvalidCommand, parse_command
 from bot.refold.causes import Cause
 from bot.render.digest import CauseLine, CountLine, DigestFacts, digest_text
 from bot.slack.digest_view import digest_facts
-from bot.store.alert_routes import AlertRoute
+from bot.store.alert_routes import AlertRoute, AlertRouteStore
 from bot.store.audit import AuditLog
 from bot.store.daily_counts import BUCKET_SECONDS, MAX_FIELDS, CountedCause, DailyCounts
 from bot.store.digests import DigestConfig, DigestStore
@@ -149,7 +149,7 @@ async def test_a_digest_compares_its_day_with_the_days_before_that_the_route_liv
     client = aioredis.from_url(redis_url)
     try:
         counts = DailyCounts(client)
-        digests = DailyDigests(DigestStore(client), counts, AuditLog(client))
+        digests = DailyDigests(DigestStore(client), counts, AlertRouteStore(client), AuditLog(client))
         today = date(2026, 12, 4)
         start, end = window(today, "09:00", BERLIN)
         route = AlertRoute(
@@ -208,6 +208,10 @@ async def test_a_digest_compares_its_day_with_the_days_before_that_the_route_liv
         assert await digests.first_unsent(
             DigestConfig(route.route_id, "18:00", BERLIN, "post", "U1", 1.0), end - 3600
         ) == (today + timedelta(days=1))
+        # Its route was never stored (or is gone): the upkeep forgets the digest.
+        assert await digests.store.route_ids() == [route.route_id]
+        assert await digests.scheduled(end) == []
+        assert await digests.store.route_ids() == [] and await digests.store.get(route.route_id) is None
     finally:
         await client.aclose()
 

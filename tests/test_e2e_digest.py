@@ -28,6 +28,7 @@ from tests.test_e2e_alerts import (
     turn_on,
     workflow_event,
 )
+from tests.test_e2e_unfurl_home import open_home
 from tests.test_e2e_worker import Workers
 
 INCOMPLETE = "saq:refold-bot:incomplete"
@@ -157,6 +158,8 @@ def test_a_quiet_day_posts_one_line_or_nothing_with_quiet_skip_and_off_stops_the
     said = digest_command(bot, slack, "on at 7:30 tz:america/new_york", "digest-on")
     assert ":newspaper: daily digest at 07:30 America/New_York (one short line on a quiet day)" in said
     assert ":newspaper: daily digest at 07:30 America/New_York" in alerts_command(bot, slack, "list", "list")
+    home = json.dumps(open_home(bot, slack, "U1", f"EvDigest{uuid.uuid4().hex[:8]}"))
+    assert ":newspaper: daily digest at 07:30 America/New_York (one short line on a quiet day)" in home
     bring_forward(redis_url, f"digest:{route}:")
     (quiet,) = slack.wait_for(lambda s: digests(s), timeout=30)
     assert "A quiet day: no runs errored." in str(quiet.text) and "(America/New_York)" in str(quiet.text)
@@ -178,3 +181,25 @@ def test_a_quiet_day_posts_one_line_or_nothing_with_quiet_skip_and_off_stops_the
     assert digest_jobs(redis_url, route) == [] and len(digests(slack)) == 1
     assert "nothing to turn off" in digest_command(bot, slack, "off", "digest-off-again")
     assert "There is no daily digest in this channel." in digest_command(bot, slack, "", "digest-show")
+
+
+def test_a_digest_whose_next_job_went_missing_is_queued_again_by_the_upkeep(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key)
+    digest_command(bot, slack, "on at 06:00 tz:UTC", "digest-on")
+    (job,) = digest_jobs(redis_url, route)
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        # Lost: every attempt of the day before's job met Redis away before it could queue this one.
+        client.zrem(INCOMPLETE, job)
+        client.delete(job)
+        assert digest_jobs(redis_url, route) == []
+        # saq schedules the upkeep from every process; its slot is brought forward.
+        slack.wait_for(lambda s: [m for m in client.zrange(INCOMPLETE, 0, -1) if b"cron:digest_upkeep" in m])
+    finally:
+        client.close()
+    bring_forward(redis_url, "cron:digest_upkeep")
+    assert slack.wait_for(lambda s: digest_jobs(redis_url, route) == [job] or None, timeout=20)
+    # Nothing was posted for it: the job is the day's, at its time.
+    assert digests(slack) == []

@@ -30,6 +30,11 @@ from bot.store.redis import redis_errors
 log = logging.getLogger(__name__)
 
 RUN = "run"  # the one saq function: it opens the sealed job and hands it to its handler
+# saq's cron function that keeps every daily digest's next job queued (bot.slack.handlers.digest), and
+# when it runs. saq keeps it scheduled for its next slot for good, under a key of its own.
+DIGEST_UPKEEP = "digest_upkeep"
+DIGEST_UPKEEP_CRON = "*/10 * * * *"
+STANDING_JOB_KEYS = (f"cron:{DIGEST_UPKEEP}",)
 # A job's own attempts. Refold calls inside also retry (stamina); these cover longer outages.
 ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 1.0
@@ -252,10 +257,15 @@ class JobQueue:
             failed = 0
             async for _ in self.saq.iter_jobs(statuses=[Status.FAILED]):
                 failed += 1
+            standing = [
+                await self.saq.redis.zscore(self.saq.namespace("incomplete"), self.saq.job_id(key))
+                for key in STANDING_JOB_KEYS
+            ]
         return QueueStats(
             queued=info["queued"],
             active=info["active"],
-            scheduled=info["scheduled"],
+            # Work waiting for its time; the standing cron job is always there.
+            scheduled=info["scheduled"] - sum(1 for score in standing if score is not None and score > 0),
             failed=failed,
             workers=sorted(w for w in info["workers"] if not w.startswith(STANDBY_PREFIX)),
             standby=sorted(w for w in info["workers"] if w.startswith(STANDBY_PREFIX)),

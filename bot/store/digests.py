@@ -31,6 +31,10 @@ class DigestConfig:
     quiet: QuietDay
     by: str
     since: float
+    # The workspace whose Slack installation posts it (as the jobs' origin names it).
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    org_wide: bool = False
 
 
 class DigestStore:
@@ -38,17 +42,28 @@ class DigestStore:
         self._redis = redis
 
     async def put(self, config: DigestConfig) -> None:
-        async with redis_errors():
-            await self._redis.hset(
-                keys.digest(config.route_id),
+        key = keys.digest(config.route_id)
+        async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.hset(
+                key,
                 mapping={
                     "at": config.at,
                     "zone": config.zone,
                     "quiet": config.quiet,
                     "by": config.by,
                     "since": repr(config.since),
+                    "team": config.team_id or "",
+                    "enterprise": config.enterprise_id or "",
+                    "org_wide": int(config.org_wide),
                 },
             )
+            pipe.sadd(keys.digests(), config.route_id)
+            await pipe.execute()
+
+    async def route_ids(self) -> list[str]:
+        async with redis_errors():
+            return sorted(decoded(m) for m in await self._redis.smembers(keys.digests()))
 
     async def get(self, route_id: str) -> DigestConfig | None:
         async with redis_errors():
@@ -63,11 +78,17 @@ class DigestStore:
             quiet="skip" if data.get("quiet") == "skip" else "post",
             by=data.get("by", ""),
             since=float(data["since"]),
+            team_id=data.get("team") or None,
+            enterprise_id=data.get("enterprise") or None,
+            org_wide=data.get("org_wide") == "1",
         )
 
     async def forget(self, route_id: str) -> bool:
-        async with redis_errors():
-            return bool(await self._redis.delete(keys.digest(route_id)))
+        async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.digest(route_id))
+            pipe.srem(keys.digests(), route_id)
+            removed, _ = await pipe.execute()
+        return bool(removed)
 
     async def send_state(self, route_id: str, day: str) -> SendState:
         async with redis_errors():

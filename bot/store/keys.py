@@ -172,6 +172,12 @@ def digest(route_id: str) -> str:
     return f"{NAMESPACE}:digest:{route_id}"
 
 
+def digests() -> str:
+    """The routes that have a daily digest (a set of route IDs), for the upkeep that keeps each one's
+    next job scheduled."""
+    return f"{NAMESPACE}:digests"
+
+
 def digest_sent(route_id: str, day: str) -> str:
     """Whether one day's digest of a route went to Slack (`day`: its local date), claimed just before
     it is sent, for two days."""

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.parse import DigestQuiet
-from bot.store.alert_routes import AlertRoute
+from bot.store.alert_routes import AlertRoute, AlertRouteStore
 from bot.store.audit import AuditLog
 from bot.store.daily_counts import DailyCounts, Tally
 from bot.store.digests import DigestConfig, DigestStore
@@ -72,8 +72,11 @@ class DigestTallies:
 
 
 class DailyDigests:
-    def __init__(self, store: DigestStore, counts: DailyCounts, audit: AuditLog) -> None:
+    def __init__(
+        self, store: DigestStore, counts: DailyCounts, routes: AlertRouteStore, audit: AuditLog
+    ) -> None:
         self.store = store
+        self._routes = routes
         self._counts = counts
         self._audit = audit
 
@@ -86,9 +89,21 @@ class DailyDigests:
         quiet: DigestQuiet,
         who: str,
         now: float,
+        *,
+        org_wide: bool = False,
     ) -> tuple[DigestConfig, date]:
         """Turn the route's digest on (or change it); returns it with the day of its first."""
-        config = DigestConfig(route.route_id, at, zone, quiet, who, now)
+        config = DigestConfig(
+            route.route_id,
+            at,
+            zone,
+            quiet,
+            who,
+            now,
+            team_id=workspace.team_id,
+            enterprise_id=workspace.enterprise_id,
+            org_wide=org_wide,
+        )
         await self.store.put(config)
         await audited(
             self._audit, workspace, who, "digest on", f"<#{route.channel_id}> at {at} {zone} quiet:{quiet}"
@@ -101,6 +116,18 @@ class DailyDigests:
         if await self.store.send_state(config.route_id, day.isoformat()) != "free":
             day += timedelta(days=1)
         return day
+
+    async def scheduled(self, now: float) -> list[tuple[AlertRoute, DigestConfig, date]]:
+        """Every digest on, with the day of its next; a digest whose route is gone is forgotten."""
+        found = []
+        for route_id in await self.store.route_ids():
+            config = await self.store.get(route_id)
+            route = await self._routes.get(route_id) if config is not None else None
+            if config is None or route is None:
+                await self.store.forget(route_id)
+                continue
+            found.append((route, config, await self.first_unsent(config, now)))
+        return found
 
     async def turn_off(self, workspace: Workspace, route: AlertRoute, who: str) -> bool:
         found = await self.store.forget(route.route_id)

@@ -5,18 +5,21 @@ running the same job) never posts it twice."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date, timedelta
+from typing import Any
 
 from bot.jobs.kinds import DigestJob
+from bot.jobs.queue import DIGEST_UPKEEP
 from bot.render import digest as words
 from bot.slack import web_api
 from bot.slack.clients import claimed_on_send
+from bot.slack.digest_jobs import schedule_digest
 from bot.slack.digest_view import digest_facts
+from bot.slack.follow_records import Scheduler
 from bot.slack.handlers.context import JobContext
-from bot.store.alert_routes import AlertRoute
-from bot.store.digests import DigestConfig
 from bot.store.errors import StoreUnavailable
-from bot.usecases.digest import occurrence
+from bot.usecases.alerts import AlertService
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +28,30 @@ class SentElsewhere(Exception):
     """Another run of the day's job claimed the digest between our look and our send."""
 
 
-async def schedule_digest(
-    ctx: JobContext, job: DigestJob | None, route: AlertRoute, config: DigestConfig, day: date
-) -> None:
-    """Queue `day`'s digest at its local time (once: the job's key is the route, digest and day)."""
-    origin = job.origin if job is not None else ctx.origin
-    await ctx.scheduler.enqueue(
-        DigestJob.for_day(origin, route.route_id, route.channel_id, config.since, day.isoformat()),
-        at=occurrence(day, config.at, config.zone),
-    )
+async def keep_digests_scheduled(alerts: AlertService, scheduler: Scheduler, now: float) -> int:
+    """Put back every digest's next job that is missing; how many were."""
+    missing = 0
+    for route, config, day in await alerts.digests.scheduled(now):
+        if await schedule_digest(scheduler, route, config, day):
+            missing += 1
+    if missing:
+        log.warning("%d daily digest(s) had no next job queued; queued again", missing)
+    return missing
+
+
+def upkeep_function(alerts: AlertService, scheduler: Scheduler) -> Any:
+    """saq's cron function that keeps every digest's next job on the queue: a day's job schedules the
+    next day's first, and this puts back one lost anyway (all its attempts met Redis away, say). Named
+    as saq's cron names it; every worker and web process schedules it, saq runs it once a slot."""
+
+    async def digest_upkeep(ctx: dict[str, Any]) -> None:
+        try:
+            await keep_digests_scheduled(alerts, scheduler, time.time())
+        except StoreUnavailable:
+            log.warning("the digests' upkeep could not run: Redis unavailable; it runs again soon")
+
+    digest_upkeep.__qualname__ = DIGEST_UPKEEP
+    return digest_upkeep
 
 
 async def run_digest(ctx: JobContext, job: DigestJob) -> None:
@@ -46,7 +64,7 @@ async def run_digest(ctx: JobContext, job: DigestJob) -> None:
         if route is None or config is None or config.since != job.since:
             log.info("a digest's job finds its digest gone or changed; it stops")
             return
-        await schedule_digest(ctx, job, route, config, day + timedelta(days=1))
+        await schedule_digest(ctx.scheduler, route, config, day + timedelta(days=1))
         state = await digests.store.send_state(route.route_id, job.day)
         if state != "free":
             if state == "sending":

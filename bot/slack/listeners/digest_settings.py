@@ -13,12 +13,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
-from bot.jobs.kinds import DigestJob
 from bot.parse import DigestCommand
 from bot.render import alerts as alert_words
 from bot.render import digest as words
 from bot.render.errors import describe
 from bot.slack.admins import may_operate
+from bot.slack.digest_jobs import schedule_digest
 from bot.slack.digest_view import setting
 from bot.slack.follow_records import Scheduler
 from bot.slack.payloads import Interaction
@@ -74,11 +74,8 @@ async def _carry_out(
             zone = command.zone or await profile_zone(client, who) or DEFAULT_ZONE
             at, now = command.at or DEFAULT_AT, time.time()
             config, first = await alerts.digests.turn_on(workspace, route, at, zone, command.quiet, who, now)
+            await schedule_digest(scheduler, route, config, first)
             when = occurrence(first, at, zone)
-            job = DigestJob.for_day(
-                interaction.origin, route.route_id, route.channel_id, config.since, first.isoformat()
-            )
-            await scheduler.enqueue(job, at=when)
             return words.digest_on(setting(config), channel, datetime.fromtimestamp(when, ZoneInfo(zone)))
         case "show":
             raise AssertionError("answered above")
