@@ -187,7 +187,7 @@ async def test_a_digest_compares_its_day_with_the_days_before_that_the_route_liv
         assert len(tallies.previous) == 4  # the fifth day before ended before the route was made
         facts = digest_facts("C9", tallies)
         assert facts.errored == CountLine("errored", 6, 1.0)
-        assert facts.accounts == 4 and facts.new_causes == 1
+        assert facts.accounts == CountLine("accounts", 4, 1.0) and facts.new_causes == 1
         assert [(w.name, w.count, w.average) for w in facts.workflows] == [
             ("Nightly sync", 4, 1.0),
             ("Weekly export", 2, 0.0),
@@ -197,7 +197,7 @@ async def test_a_digest_compares_its_day_with_the_days_before_that_the_route_liv
         assert list(top.accounts) == ["acme", "globex", "initech"]
         assert (second.workflow, second.count, second.new) == ("Weekly export", 2, True)
         text = digest_text(facts)
-        assert "*6 runs errored* (avg 1) in 2 workflows, for 4 linked accounts" in text
+        assert "*6 runs errored* (avg 1) in 2 workflows, for 4 linked accounts (avg 1)" in text
         assert "Thu 3 Dec 09:00 to Fri 4 Dec 09:00 (Europe/Berlin)" in text
         assert "_Averages are over the 4 days before._" in text
         assert "• *Nightly sync*: 4 (avg 1)" in text and "• *Weekly export*: 2 (avg 0)" in text
@@ -228,7 +228,7 @@ def test_a_quiet_day_is_one_line_and_a_busy_one_names_a_few_accounts_and_counts_
     quiet = DigestFacts(
         **base,  # type: ignore[arg-type]
         errored=CountLine("errored", 0, None),
-        accounts=0,
+        accounts=CountLine("accounts", 0, None),
         workflows=[],
         causes=[],
         new_causes=0,
@@ -240,7 +240,7 @@ def test_a_quiet_day_is_one_line_and_a_busy_one_names_a_few_accounts_and_counts_
     busy = DigestFacts(
         **base,  # type: ignore[arg-type]
         errored=CountLine("errored", 12, None),
-        accounts=5,
+        accounts=CountLine("accounts", 5, None),
         workflows=[CountLine("Nightly <sync>", 12, None)],
         causes=[CauseLine("Nightly <sync>", "", "boom", 12, None, ["a", "b", "c", "d", "e"], False)],
         new_causes=0,

@@ -60,7 +60,7 @@ class DigestFacts:
     zone: str
     days_averaged: int  # 0: no day before to compare with
     errored: CountLine
-    accounts: int
+    accounts: CountLine  # linked accounts with a failure
     workflows: Sequence[CountLine]
     causes: Sequence[CauseLine]
     new_causes: int
@@ -111,7 +111,8 @@ def _parts(facts: DigestFacts) -> list[str]:
     errored = facts.errored
     summary = (
         f"*{plural(errored.count, 'run')} errored*{_average(errored.average)} in "
-        f"{plural(len(facts.workflows), 'workflow')}, for {plural(facts.accounts, 'linked account')}"
+        f"{plural(len(facts.workflows), 'workflow')}, for "
+        f"{plural(facts.accounts.count, 'linked account')}{_average(facts.accounts.average)}"
     )
     parts = [f"{head}\n{summary}\n{_compared(facts)}"]
     shown = facts.workflows[:TOP_WORKFLOWS]

@@ -50,7 +50,7 @@ def digest_facts(channel_id: str, tallies: DigestTallies) -> DigestFacts:
         zone=tallies.config.zone,
         days_averaged=len(previous),
         errored=CountLine("errored", current.errored, average(lambda t: t.errored)),
-        accounts=len(current.by_account),
+        accounts=CountLine("accounts", len(current.by_account), average(lambda t: len(t.by_account))),
         workflows=workflows,
         causes=causes,
         new_causes=sum(1 for c in causes if c.new),
