@@ -371,19 +371,9 @@ class AlertService:
                     found.append((route, view))
         return sorted(found, key=lambda pair: -pair[1].last_seen)
 
-    async def remember(
-        self,
-        route: AlertRoute,
-        delivery: Delivery,
-        now: float,
-        *,
-        cause: Cause | None = None,
-        run_name: str | None = None,
-    ) -> Repeat | None:
-        """Record a workflow delivery in the day's counts (the digest's) and in the route's history of
-        its workflow and linked account; for a failure, where it stands among the earlier ones. None
-        when the delivery names no workflow or account."""
-        await self.count(route, delivery, now, cause=cause, run_name=run_name)
+    async def remember(self, route: AlertRoute, delivery: Delivery, now: float) -> Repeat | None:
+        """Record a workflow delivery in the route's history of its workflow and linked account; for
+        a failure, where it stands among the earlier ones. None when the delivery names neither."""
         workflow = delivery.workflow_id or delivery.workflow_name
         account, execution = delivery.linked_account_id, delivery.instance_id
         if not workflow or not account or not execution:

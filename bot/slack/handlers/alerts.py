@@ -166,14 +166,13 @@ async def _held_by_snooze(ctx: JobContext, job: AlertJob, route: AlertRoute) -> 
             delivery.linked_account_id or "",
             now=now,
         )
-        if held:
-            await ctx.alerts.count(route, delivery, now)
     except StoreUnavailable as exc:
         ctx.retry_unless_final(exc.kind.value)
         log.warning("an alert's snooze could not be checked (Redis unavailable); it is posted")
         return False
     if held:
         log.info("an alert was held back by a snooze")
+        await _count(ctx, route, job, None, None)
     return held
 
 
@@ -199,8 +198,9 @@ async def _remember(
 ) -> words.RepeatFacts | None:
     """The delivery into the day's counts and the route's history; for a failure, whether it is a
     first or a repeat."""
+    await _count(ctx, route, job, run_name, cause)
     try:
-        repeat = await ctx.alerts.remember(route, job.delivery, time.time(), cause=cause, run_name=run_name)
+        repeat = await ctx.alerts.remember(route, job.delivery, time.time())
     except StoreUnavailable:
         log.warning(
             "an alert's history could not be read or kept: Redis unavailable; its card says nothing of it"
@@ -217,6 +217,16 @@ async def _remember(
         last_success=at(repeat.last_success) if repeat.last_success is not None else None,
         sees_successes=route.events is not AlertEvents.ERRORED,
     )
+
+
+async def _count(
+    ctx: JobContext, route: AlertRoute, job: AlertJob, run_name: str | None, cause: Cause | None
+) -> None:
+    """Into the day's counts, for the digest; a count missed is not worth holding the alert back for."""
+    try:
+        await ctx.alerts.count(route, job.delivery, time.time(), cause=cause, run_name=run_name)
+    except StoreUnavailable:
+        log.warning("an alert could not be counted for the daily digest: Redis unavailable")
 
 
 async def _recover(ctx: JobContext, job: AlertJob, route: AlertRoute) -> None:
