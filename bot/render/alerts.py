@@ -22,7 +22,9 @@ ALERTS_USAGE = (
     "• `/execution alerts snooze workflow:<name or id>|account:<linked account> [for 1h|4h|24h|until-success]`: "
     "hold back this channel's alerts of a workflow or a linked account (default 1 h; workspace admins and "
     "the connect form's operators); they are counted and listed when it ends\n"
-    "• `/execution alerts unsnooze workflow:…|account:…`: end it now"
+    "• `/execution alerts unsnooze workflow:…|account:…`: end it now\n"
+    "• `/execution digest on [at 09:00] [tz:Europe/Berlin] [quiet:skip]`: a daily digest of this channel's "
+    "alerts (`/execution digest` for more)"
 )
 SNOOZE_NOT_ALLOWED = (
     ":lock: Only workspace admins and owners, and the people the connect form names as operators, can "
