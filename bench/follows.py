@@ -358,7 +358,11 @@ class Bench:
         for process, log, _ in self.worker_procs:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-                process.wait(30)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()  # a worker still deep in a backlog: its figures are already taken
+                    process.wait(10)
             log.close()
         self.web.stop()
         self.client.close()
@@ -470,13 +474,10 @@ def main() -> int:
     started = datetime.now(UTC)
     try:
         got = bench.run()
-        table = report(bench, got, command)
+        print(f"\nMeasured {started:%Y-%m-%d %H:%M} UTC.\n", flush=True)
+        print(report(bench, got, command), flush=True)
     finally:
         bench.stop()
-    print()
-    print(f"Measured {started:%Y-%m-%d %H:%M} UTC.")
-    print()
-    print(table)
     print(f"logs: {bench.tmp}")
     return 0
 
