@@ -47,10 +47,12 @@ SWEEP_ABORT_WAIT_SECONDS = 0.5
 RESULT_TTL_SECONDS = 600
 # A finished poll's record is dropped at once (saq's ttl -1) rather than kept for RESULT_TTL_SECONDS:
 # a follow polls every few seconds, so ten minutes of finished polls were most of a follow's memory
-# (120 records of about 1.2 kB at a 5 s interval). Nothing needs them: a poll run again after its
-# worker died finds its sequence number already in the follow's record and does nothing, and a failed
-# poll is logged (`python -m bot queue` lists failed jobs of the other kinds only).
-FORGOTTEN_WHEN_DONE = frozenset({"poll"})
+# (120 records of about 1.2 kB at a 5 s interval); the job that starts a follow goes the same way
+# (another 1.2 kB a follow for ten minutes). Nothing needs them: a poll run again after its worker
+# died finds its sequence number already in the follow's record and does nothing, a follow started
+# again finds its record, and a failed one is logged (`python -m bot queue` lists failed jobs of the
+# other kinds only).
+FORGOTTEN_WHEN_DONE = frozenset({"poll", "follow"})
 ALIVE_CHECK_SECONDS = 1.0
 # A web process runs a standby worker: it takes jobs (scheduled follow polls above all) only while no
 # worker process is alive, so a deployment without workers still follows runs.
