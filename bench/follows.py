@@ -261,6 +261,7 @@ class Bench:
         cpu_before = {p.pid: cpu_seconds(p.pid) for p, _, _ in self.worker_procs}
         idle_per_second = sum(cpu_before[pid] - idle_from[pid] for pid in idle_from) / IDLE_SECONDS
         polls_before = self.polls()
+        commands_before = self.commands()
         stop = threading.Event()
         changer = threading.Thread(target=self.changer, args=(stop,), daemon=True)
         changer.start()
@@ -291,6 +292,7 @@ class Bench:
         changer.join()
         cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p, _, _ in self.worker_procs)
         polls = self.polls() - polls_before
+        commands = self.commands() - commands_before
         return {
             "statuses": statuses,
             "memory": (memory_before, memory_all_in, live),
@@ -298,6 +300,7 @@ class Bench:
             "cpu": cpu,
             "idle_cpu": idle_per_second * ended,
             "polls": polls,
+            "commands": commands,
             "ended": ended,
             "worker_logs": [(self.tmp / f"worker{n}.log") for n in range(self.workers)],
         }
@@ -314,6 +317,15 @@ class Bench:
                 continue
             total += int(sum(float(v) for v in pattern.findall(text)))
         return total
+
+    def commands(self) -> Counter[str]:
+        """Redis commands run so far, by command (INFO commandstats)."""
+        stats = self.client.info("commandstats")
+        counted = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+        # The bench's own reads (memory by key family, INFO) are not the bot's.
+        return Counter(
+            {name: n for name, n in counted.items() if name not in ("memory|usage", "scan", "info")}
+        )
 
     def families(self) -> dict[str, tuple[int, int]]:
         names = list(self.client.scan_iter(count=2000))
@@ -427,6 +439,9 @@ def report(bench: Bench, got: dict[str, Any], command: str) -> str:
         ("worker CPU s, total / of it idle (measured before the presses)", f"{cpu:.1f} / {got['idle_cpu']:.1f}"),
         ("worker CPU ms per poll, all / less idle",
          f"{1000 * cpu / max(1, polls):.2f} / {1000 * (cpu - got['idle_cpu']) / max(1, polls):.2f}"),
+        ("Redis commands of every bot process per poll job (INFO commandstats): the most run",
+         f"{sum(got['commands'].values()) / max(1, polls):.1f}: "
+         + ", ".join(f"{c} {n / max(1, polls):.1f}" for c, n in got["commands"].most_common(6))),
         ("Redis used_memory before / with every follow in (follows live)",
          f"{before / 1e6:.2f} / {all_in / 1e6:.2f} MB ({live})"),
         ("Redis memory per live follow", f"{(all_in - before) / max(1, live) / 1e3:.2f} kB"),
