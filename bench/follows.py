@@ -260,7 +260,7 @@ class Bench:
         time.sleep(IDLE_SECONDS)
         cpu_before = {p.pid: cpu_seconds(p.pid) for p, _, _ in self.worker_procs}
         idle_per_second = sum(cpu_before[pid] - idle_from[pid] for pid in idle_from) / IDLE_SECONDS
-        polls_before = self.polls()
+        jobs_before = self.jobs()
         commands_before = self.commands()
         stop = threading.Event()
         changer = threading.Thread(target=self.changer, args=(stop,), daemon=True)
@@ -291,7 +291,8 @@ class Bench:
         stop.set()
         changer.join()
         cpu = sum(cpu_seconds(p.pid) - cpu_before[p.pid] for p, _, _ in self.worker_procs)
-        polls = self.polls() - polls_before
+        jobs = self.jobs() - jobs_before
+        polls = jobs["poll"]
         commands = self.commands() - commands_before
         return {
             "statuses": statuses,
@@ -300,6 +301,7 @@ class Bench:
             "cpu": cpu,
             "idle_cpu": idle_per_second * ended,
             "polls": polls,
+            "jobs": jobs,
             "commands": commands,
             "ended": ended,
             "worker_logs": [(self.tmp / f"worker{n}.log") for n in range(self.workers)],
@@ -307,15 +309,22 @@ class Bench:
 
     def polls(self) -> int:
         """Poll jobs the workers ran (their own counter, every result)."""
-        total = 0
-        pattern = re.compile(r'^refold_bot_jobs_total\{kind="poll",result="[a-z]+"\} (\S+)$', re.MULTILINE)
+        return self.jobs()["poll"]
+
+    def jobs(self) -> Counter[str]:
+        """Jobs the workers ran, by kind (their own counter, every result)."""
+        total: Counter[str] = Counter()
+        pattern = re.compile(
+            r'^refold_bot_jobs_total\{kind="([a-z-]+)",result="[a-z]+"\} (\S+)$', re.MULTILINE
+        )
         for _, _, port in self.worker_procs:
             try:
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics",
                                  headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text  # fmt: skip
             except httpx.HTTPError:
                 continue
-            total += int(sum(float(v) for v in pattern.findall(text)))
+            for kind, value in pattern.findall(text):
+                total[kind] += int(float(value))
         return total
 
     def commands(self) -> Counter[str]:
@@ -435,7 +444,9 @@ def report(bench: Bench, got: dict[str, Any], command: str) -> str:
         ("per poll interval with changes: GETs mean / max; runs changing mean / max",
          f"{sum(calls_busy) / max(1, len(busy)):.0f} / {max(calls_busy, default=0)}; "
          f"{sum(changing_busy) / max(1, len(busy)):.0f} / {max(changing_busy, default=0)}"),
-        ("poll jobs run (workers' counter)", f"{polls}"),
+        ("jobs the workers ran (their counter), by kind", ", ".join(f"{k} {n}" for k, n in got["jobs"].most_common())),
+        ("worker CPU ms per job of any kind, less idle",
+         f"{1000 * (cpu - got['idle_cpu']) / max(1, sum(got['jobs'].values())):.2f}"),
         ("worker CPU s, total / of it idle (measured before the presses)", f"{cpu:.1f} / {got['idle_cpu']:.1f}"),
         ("worker CPU ms per poll, all / less idle",
          f"{1000 * cpu / max(1, polls):.2f} / {1000 * (cpu - got['idle_cpu']) / max(1, polls):.2f}"),
