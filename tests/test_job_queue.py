@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from saq import Status
 from saq.utils import now
 
-from bot.jobs.kinds import LookupJob, Origin, ReplyTarget, Target
+from bot.jobs.kinds import FollowJob, LookupJob, Origin, PollJob, ReplyTarget, Target
 from bot.jobs.queue import BotQueue, JobQueue
 from bot.store.crypto import Cipher
 from bot.store.keys import JOB_QUEUE
@@ -92,3 +92,36 @@ async def test_while_another_process_holds_the_sweep_lock_a_sweep_does_nothing_a
     await asyncio.sleep(0.6)
     assert await jobs.saq.sweep(lock=1) == []  # locked out: skipped, still remembering
     assert await sweep_now(jobs.saq) == [job_id.decode()]
+
+
+async def test_a_finished_poll_or_follow_leaves_no_record_and_a_finished_lookup_keeps_it(
+    jobs: JobQueue,
+) -> None:
+    # A follow polls every few seconds: finished polls kept for ten minutes were most of its memory.
+    poll = PollJob(
+        origin=Origin(team_id="T1", user_id="U1"),
+        reply=ReplyTarget(channel_id="C1", user_id="U1"),
+        interaction="follow-1:gen:3",
+        follow_id="follow-1",
+        generation="gen",
+        seq=3,
+    )
+    follow = FollowJob(
+        origin=poll.origin,
+        reply=poll.reply,
+        interaction="click-1",
+        target=Target(execution_id=EXEC_ID),
+        follow_id="follow-1",
+    )
+    assert await jobs.enqueue(poll)
+    assert await jobs.enqueue(follow)
+    assert await jobs.enqueue(a_lookup("finished"))
+    for _ in range(3):
+        job = await jobs.saq.dequeue()
+        assert job is not None
+        await jobs.saq.finish(job, Status.COMPLETE)
+    assert await jobs.saq.job("poll:follow-1:gen:3") is None
+    assert await jobs.saq.job("follow:click-1") is None
+    # Other kinds keep theirs (`python -m bot queue` lists the failed ones).
+    kept = await jobs.saq.job("lookup:finished")
+    assert kept is not None and kept.status == Status.COMPLETE

@@ -50,6 +50,14 @@ PULSE_SECONDS = 1.0
 # confirm; a dead worker never does, so waiting saq's default 5 s only delays the retry.
 SWEEP_ABORT_WAIT_SECONDS = 0.5
 RESULT_TTL_SECONDS = 600
+# A finished poll's record is dropped at once (saq's ttl -1) rather than kept for RESULT_TTL_SECONDS:
+# a follow polls every few seconds, so ten minutes of finished polls were most of a follow's memory
+# (120 records of about 1.2 kB at a 5 s interval); the job that starts a follow goes the same way
+# (another 1.2 kB a follow for ten minutes). Nothing needs them: a poll run again after its worker
+# died finds its sequence number already in the follow's record and does nothing, a follow started
+# again finds its record, and a failed one is logged (`python -m bot queue` lists failed jobs of the
+# other kinds only).
+FORGOTTEN_WHEN_DONE = frozenset({"poll", "follow"})
 ALIVE_CHECK_SECONDS = 1.0
 # A web process runs a standby worker: it takes jobs (scheduled follow polls above all) only while no
 # worker process is alive, so a deployment without workers still follows runs.
@@ -210,7 +218,7 @@ class JobQueue:
                     retries=ATTEMPTS,
                     retry_delay=RETRY_DELAY_SECONDS,
                     retry_backoff=RETRY_BACKOFF_MAX_SECONDS,
-                    ttl=RESULT_TTL_SECONDS,
+                    ttl=-1 if job.kind in FORGOTTEN_WHEN_DONE else RESULT_TTL_SECONDS,
                     scheduled=scheduled,
                 )
             )

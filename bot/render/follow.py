@@ -86,6 +86,14 @@ def not_allowed(may: str, users: Sequence[str], groups: Sequence[str]) -> str:
     )
 
 
+def rerun_unconfirmed(old_id: str) -> str:
+    return (
+        f":warning: Refold was asked to rerun `{inline(old_id, 40)}` for this click, but its answer never "
+        "reached the bot, so it was not asked again: Refold may have started the run. Check its recent "
+        "executions before you press Rerun once more."
+    )
+
+
 def rerun_started(old_id: str, new_id: str, who: str | None) -> str:
     by = f" by <@{inline(who, 30)}>" if who else ""
     return (

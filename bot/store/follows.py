@@ -15,8 +15,14 @@ from bot.store import keys
 from bot.store.crypto import Cipher, InvalidToken
 from bot.store.redis import redis_errors
 
+# Members of follows that lapsed without being ended (a chain of polls lost with a Redis that failed
+# over before it replicated them) are taken out here, so the two sets stay bounded by the live follows
+# and never keep one longer than a record lives: the workspace's set is scored by start, the other by
+# lapse time.
 _START = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[3]))
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[4])
 redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'state', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])

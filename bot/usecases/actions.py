@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from bot.errors import BotError
+from bot.errors import BotError, ErrorKind
 from bot.refold.client import RefoldClient
 from bot.refold.ids import normalize_execution_id, normalize_linked_account
 from bot.store import keys
@@ -26,6 +26,29 @@ from bot.usecases.workspace import CredentialResolver, Workspace
 log = logging.getLogger(__name__)
 
 DONE_SECONDS = 3600
+# Written before Refold is asked to rerun, replaced by the new run's ID once it answers: a job run
+# again after its worker died mid-call (or after Redis failed to take the answer) finds it and does not
+# ask again, since Refold may have started the run. The chaos soak met one run rerun twice that way.
+ASKED = "?"
+
+# Refold refused these before starting anything, so the run may be tried again.
+NOT_STARTED = frozenset(
+    {
+        ErrorKind.NOT_FOUND,
+        ErrorKind.UNAUTHORIZED,
+        ErrorKind.REJECTED,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.BUSY,
+        ErrorKind.NOT_CONNECTED,
+        ErrorKind.SESSION_EXPIRED,
+        ErrorKind.CORRUPT_CREDENTIALS,
+        ErrorKind.INVALID_EXECUTION_ID,
+        ErrorKind.INVALID_LINKED_ACCOUNT,
+        ErrorKind.DISALLOWED_BASE_URL,
+        ErrorKind.INVALID_SECRET,
+        ErrorKind.STORE_UNAVAILABLE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -34,6 +57,10 @@ class Operators:
 
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+
+
+class RerunUnconfirmed(Exception):
+    """Refold was asked to rerun for this click before, and its answer never got recorded."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +90,21 @@ class ExecutionActions:
 
     async def rerun(self, request: ActionRequest) -> str:
         """The new execution's ID."""
-        done = await self._done(f"rerun:{request.key}")
+        name = f"rerun:{request.key}"
+        done = await self._done(name)
+        if done == ASKED:
+            raise RerunUnconfirmed(request.execution_id)
         if done is not None:
             return done
         execution_id, account = self._checked(request)
         resolved = await self._resolver.resolve(request.workspace)
+        if not await self._claim(name):
+            raise RerunUnconfirmed(request.execution_id)
         try:
             new_id = await self._client.rerun_execution(resolved.credentials, execution_id, account)
         except BotError as exc:
+            if exc.kind in NOT_STARTED:
+                await self._forget(name)  # nothing started: a later attempt may ask again
             await self.record(request, "rerun", "failed", exc.kind.value)
             raise
         await self._mark(f"rerun:{request.key}", new_id)
@@ -80,7 +114,8 @@ class ExecutionActions:
 
     async def rerun_made(self, request: ActionRequest) -> str | None:
         """The new execution's ID when this request's rerun was made (and recorded), else None."""
-        return await self._done(f"rerun:{request.key}")
+        done = await self._done(f"rerun:{request.key}")
+        return None if done == ASKED else done
 
     async def stop(self, request: ActionRequest) -> None:
         if await self._done(f"stop:{request.key}") is not None:
@@ -134,6 +169,23 @@ class ExecutionActions:
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def _claim(self, name: str) -> bool:
+        """Note that Refold is about to be asked; False when another run of this job got here first.
+        Redis failing lets the call go (as `_done` does): the click is not lost."""
+        try:
+            async with redis_errors():
+                return bool(await self._redis.set(keys.action_done(name), ASKED, nx=True, ex=DONE_SECONDS))
+        except StoreUnavailable:
+            log.warning("could not note a %s before asking Refold: Redis unavailable", name.split(":")[0])
+            return True
+
+    async def _forget(self, name: str) -> None:
+        try:
+            async with redis_errors():
+                await self._redis.delete(keys.action_done(name))
+        except StoreUnavailable:
+            log.warning("could not forget a refused %s: Redis unavailable", name.split(":")[0])
 
     async def _mark(self, name: str, value: str) -> None:
         try:

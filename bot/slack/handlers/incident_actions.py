@@ -27,7 +27,7 @@ from bot.slack.incident_view import RERUNS_PER_SECOND
 from bot.store.alert_routes import AlertRoute
 from bot.store.errors import StoreUnavailable
 from bot.store.incidents import IncidentView
-from bot.usecases.actions import ActionRequest
+from bot.usecases.actions import NOT_STARTED, ActionRequest, RerunUnconfirmed
 from bot.usecases.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -40,24 +40,6 @@ PROGRESS_EVERY = 10
 WATCH_SECONDS = 10
 WATCH_FOR_SECONDS = 3600
 TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
-# Refold refused these before starting anything, so the run may be tried again.
-NOT_STARTED = frozenset(
-    {
-        ErrorKind.NOT_FOUND,
-        ErrorKind.UNAUTHORIZED,
-        ErrorKind.REJECTED,
-        ErrorKind.RATE_LIMITED,
-        ErrorKind.BUSY,
-        ErrorKind.NOT_CONNECTED,
-        ErrorKind.SESSION_EXPIRED,
-        ErrorKind.CORRUPT_CREDENTIALS,
-        ErrorKind.INVALID_EXECUTION_ID,
-        ErrorKind.INVALID_LINKED_ACCOUNT,
-        ErrorKind.DISALLOWED_BASE_URL,
-        ErrorKind.INVALID_SECRET,
-        ErrorKind.STORE_UNAVAILABLE,
-    }
-)
 
 
 async def _tell(ctx: JobContext, text: str) -> None:
@@ -207,6 +189,9 @@ async def _rerun_once(
             assert_never(claim)
     try:
         new_id = await ctx.actions.rerun(request)
+    except RerunUnconfirmed:
+        log.warning("a rerun asked of Refold by a worker that died is not asked again")
+        return False
     except BotError as exc:
         if exc.kind in NOT_STARTED:
             await ctx.alerts.rerun_refused(route, job.cause, execution_id, job.press)

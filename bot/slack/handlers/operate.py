@@ -20,7 +20,7 @@ from bot.slack.admins import may_operate
 from bot.slack.follow_records import derived_follow_id
 from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.following import start_follow
-from bot.usecases.actions import ActionRequest
+from bot.usecases.actions import ActionRequest, RerunUnconfirmed
 from bot.usecases.lookup import LookupResult
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,14 @@ async def run_rerun(ctx: JobContext, job: RerunJob) -> None:
         return
     try:
         new_id = await ctx.actions.rerun(request)
+    except RerunUnconfirmed:
+        await ctx.answer(
+            "reply",
+            response_type="ephemeral",
+            replace_original=False,
+            text=words.rerun_unconfirmed(request.execution_id),
+        )
+        return
     except BotError as exc:
         # Not retried: Refold may have started the run before it failed to answer.
         await ctx.answer(
