@@ -81,10 +81,11 @@ class JobContext:
         spent means trying again later rather than answering "busy"."""
         try:
             result = await self.lookup.lookup(
-                self.origin.workspace, target.execution_id, target.linked_account_id
+                self.origin.workspace,
+                target.execution_id,
+                target.linked_account_id,
+                user_id=self.origin.user_id or None,
             )
-            if self.origin.user_id:
-                self.lookup.note_lookup(self.origin.workspace, result, self.origin.user_id)
             return Outcome(result, None)
         except BotError as exc:
             detail = f": {exc}" if exc.transient else ""
