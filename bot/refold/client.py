@@ -368,9 +368,10 @@ class RefoldClient:
                 if place is not None:
                     place.granted()
                 return
+            # That turn was never in this process's line: it joins it, behind whoever came meanwhile.
             log.info("rate-limit turn went stale before its request left; asking again")
         for admission in range(MAX_ADMISSIONS):
-            granted = await self._rate_limiter.acquire(key, again=admission > 0 or admitted_at is not None)
+            granted = await self._rate_limiter.acquire(key, again=admission > 0)
             late = time.monotonic() - granted
             if late <= STALE_ADMISSION_SECONDS:
                 return
