@@ -692,7 +692,7 @@ def write_results(out: Path, r: Results) -> None:
         target(
             f"server CPU per card, 10 users in a closed loop ({who})",
             f"≤ 2 × the lean app's ({lean.cpu_ms_per_request:.2f} ms)",
-            f"{cost:.2f} ms: {cost / lean.cpu_ms_per_request:.1f} × lean",
+            f"{cost:.2f} ms: {cost / lean.cpu_ms_per_request:.2f} × lean",
             cost <= 2 * lean.cpu_ms_per_request,
         )
         for q, most in ((50, 15), (99, 40)):
