@@ -1,7 +1,7 @@
 """Where the bot's CPU goes under load: py-spy samples the web process and the worker while the load
 generator sends slash commands (concurrency 10, each naming a new execution, 200 workspaces).
 
-    pip install py-spy && python bench/profile.py [--requests 1500]
+    pip install py-spy && python bench/profile.py [--requests 1500] [--alone] [--closed]
 
 Prints, per process, the share of samples by the package that was running (the innermost frame's
 file: a site-packages distribution, the bot's own modules, or the standard library), so a change can
@@ -66,11 +66,41 @@ def summarize(raw: Path, top: int = 16) -> list[tuple[str, float]]:
     return [(name, n / total) for name, n in shares.most_common(top)] if total else []
 
 
+def inclusive(raw: Path, top: int = 20) -> list[tuple[str, float]]:
+    """The bot's own functions by the share of samples they were on the stack for (their callees
+    included), epoll waits left out: where a card's time goes, step by step."""
+    shares: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not stack or idle(frames[-1]):
+            continue
+        total += int(count)
+        seen = set()
+        for frame in frames:
+            match = FRAME.search(frame)
+            path = match.group("file") if match else ""
+            if path.startswith("bot/") or "/bot/" in path:
+                name = f"{frame.split(' (', 1)[0]} ({path.rsplit('bot/', 1)[-1]})"
+                if name not in seen:
+                    seen.add(name)
+                    shares[name] += int(count)
+    # The entry point and the server loop are on every stack: they say nothing.
+    ranked = [(name, n / total) for name, n in shares.most_common() if n < total] if total else []
+    return ranked[:top]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--alone", action="store_true", help="no worker: the web process makes the cards")
+    parser.add_argument(
+        "--closed",
+        action="store_true",
+        help="10 users in a closed loop (the next command when its card came)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="profile-"))
@@ -115,7 +145,14 @@ def main() -> None:
             command_body(ids[20 + i], f"T{i % WORKSPACES}", slack.response_url(f"p-{i}"))
             for i in range(args.requests)
         ]
-        asyncio.run(fire(f"{bot.url}/slack/events", bodies, 10))
+        after_each = None
+        if args.closed:
+
+            async def after_each(i: int) -> None:
+                while not slack.responses_to(f"p-{i}"):  # noqa: ASYNC110 - the fake lives in another thread
+                    await asyncio.sleep(0.002)
+
+        asyncio.run(fire(f"{bot.url}/slack/events", bodies, 10, after_each))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not all(
             slack.responses_to(f"p-{i}") for i in range(args.requests)
@@ -137,6 +174,9 @@ def main() -> None:
         print(f"\n{name}: self time by package (epoll waits left out)")
         for package, share in summarize(workdir / f"{name}.txt"):
             print(f"  {share:6.1%}  {package}")
+        print(f"\n{name}: the bot's functions, callees included")
+        for function, share in inclusive(workdir / f"{name}.txt"):
+            print(f"  {share:6.1%}  {function}")
 
 
 if __name__ == "__main__":

@@ -178,7 +178,8 @@ def build_container(
     http = make_http_client(settings.refold_timeout_seconds)
     redis = make_redis(settings, max_connections=redis_connections)
     cipher = Cipher(settings.credential_keys)
-    refold = RefoldClient(http, retry, RefoldRateLimiter(redis))
+    turns = RefoldRateLimiter(redis)
+    refold = RefoldClient(http, retry, turns)
     credentials = CredentialStore(redis, cipher)
     known = KnownAccounts(redis)
     resolver = CredentialResolver(
@@ -194,6 +195,7 @@ def build_container(
         redis,
         ExecutionCache(redis, cipher, settings.terminal_cache_seconds),
         RecentLookups(redis),
+        turns,
     )
     audit = AuditLog(redis)
     connect = ConnectService(settings, credentials, known, refold, resolver, audit)

@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
+from pyrate_limiter import Duration, Rate
 
 from bot.refold.client import RefoldClient, RetryPolicy
 from bot.refold.credentials import AuthKind, RefoldCredentials
-from bot.refold.errors import NotFound
+from bot.refold.errors import NotFound, RefoldBusy
 from bot.refold.ids import InvalidExecutionId
 from bot.store import keys
 from bot.store.credentials import CredentialStore
@@ -24,6 +26,8 @@ from bot.store.crypto import Cipher
 from bot.store.errors import StoreUnavailable
 from bot.store.executions import LEASE_SECONDS, ExecutionCache, FetchLease, flight_key
 from bot.store.known_accounts import KnownAccounts
+from bot.store.ratelimit import RefoldRateLimiter
+from bot.store.recent import RecentLookups
 from bot.usecases.lookup import ExecutionLookup
 from bot.usecases.workspace import CredentialResolver, Workspace
 from tests.fakes.refold import FakeRefold, errored_doc, running_doc
@@ -247,3 +251,109 @@ async def test_a_named_account_is_not_second_guessed(
     with pytest.raises(NotFound):
         await first.lookup.lookup(WORKSPACE, EXEC_ID, "someone-else")
     assert refold.count("get") == 1
+
+
+class CountingLimiter(RefoldRateLimiter):
+    """The real limiter, counting the turns asked for in its own round trips."""
+
+    def __init__(self, redis: aioredis.Redis, **kwargs: Any) -> None:
+        super().__init__(redis, **kwargs)
+        self.asked = 0
+
+    async def acquire(self, key: str, *, again: bool = False) -> float:
+        self.asked += 1
+        return await super().acquire(key, again=again)
+
+
+def lookup_with_turns(process: Process, limiter: RefoldRateLimiter) -> ExecutionLookup:
+    return ExecutionLookup(
+        process.lookup._resolver,
+        RefoldClient(process.http, RetryPolicy(attempts=1), limiter),
+        KnownAccounts(process.redis),
+        process.redis,
+        process.cache,
+        RecentLookups(process.redis),
+        limiter,
+    )
+
+
+async def test_the_lease_holder_takes_its_rate_limit_turn_in_the_same_round_trip(
+    processes, refold: FakeRefold
+) -> None:
+    first, _ = processes
+    limiter = CountingLimiter(first.redis)
+    lookup = lookup_with_turns(first, limiter)
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    await lookup.lookup(WORKSPACE, EXEC_ID)
+    await lookup.bookkeeping.drain(2)
+    assert refold.count("get") == 1
+    assert limiter.asked == 0  # the client asked for no turn of its own
+    fingerprint = first.lookup._resolver._fallback.fingerprint  # type: ignore[union-attr]
+    assert await first.redis.hget(keys.rate_limit(fingerprint), "tat1")  # the budget was spent
+
+
+async def test_a_spent_budget_sends_the_lease_holder_to_wait_in_line(processes, refold: FakeRefold) -> None:
+    first, _ = processes
+    limiter = CountingLimiter(first.redis, rates=[Rate(1, Duration.MINUTE, burst=1)], max_wait_seconds=1)
+    lookup = lookup_with_turns(first, limiter)
+    other = "0123456789abcdef01234567"
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    refold.add_execution(other, errored_doc(), linked_account_id="acme")
+    await lookup.lookup(WORKSPACE, EXEC_ID)
+    with pytest.raises(RefoldBusy):
+        await lookup.lookup(WORKSPACE, other)
+    await lookup.bookkeeping.drain(2)
+    assert limiter.asked == 1  # the turn the script refused was asked for again, in line
+    assert refold.count("get") == 1
+    # The refused lookup gave its lease back: nobody waits it out.
+    assert not await first.redis.exists(
+        keys.fetch_lease(flight_key(first.flight.split(":")[0], "acme", other))
+    )
+
+
+async def test_a_fresh_lookup_costs_two_round_trips_before_its_refold_call_and_one_after(
+    redis_url: str, refold: FakeRefold, credentials_key: str
+) -> None:
+    """The credentials, then the cache read with the lease and the turn; after the answer, the cache
+    write, the lease's release and the recent lookup together (a person asked)."""
+    sent: list[float] = []
+
+    class Counted(aioredis.Connection):
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            sent.append(time.monotonic())
+            await super().send_packed_command(command, check_health)
+
+    refold.api_keys.add(API_KEY)
+    process = Process(redis_url, refold, credentials_key)
+    await process.redis.aclose()
+    process.redis = aioredis.Redis(
+        connection_pool=aioredis.ConnectionPool.from_url(redis_url, connection_class=Counted)
+    )
+    process.cache = ExecutionCache(process.redis, Cipher([credentials_key]))
+    process.lookup._resolver = CredentialResolver(  # type: ignore[attr-defined]
+        CredentialStore(process.redis, Cipher([credentials_key])),
+        refold.url,
+        process.lookup._resolver._fallback,  # type: ignore[attr-defined]
+        0,
+    )
+    lookup = lookup_with_turns(process, RefoldRateLimiter(process.redis))
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    warm = "0123456789abcdef01234567"
+    refold.add_execution(warm, errored_doc(), linked_account_id="acme")
+    try:
+        # A first lookup makes the connection and loads the script (NOSCRIPT, SCRIPT LOAD): once only.
+        await lookup.lookup(WORKSPACE, warm)
+        await lookup.bookkeeping.drain(2)
+        sent.clear()
+        await lookup.lookup(WORKSPACE, EXEC_ID, user_id="U1")
+        await lookup.bookkeeping.drain(2)
+        asked_refold = refold.requests[-1]["at"]
+        before = [at for at in sent if at < asked_refold]
+        assert len(before) == 2
+        assert len(sent) - len(before) == 1
+        assert await process.redis.get(keys.execution_cache(process.flight))
+        assert not await process.redis.exists(keys.fetch_lease(process.flight))
+        assert await process.redis.llen(keys.recent_lookups(WORKSPACE.label)) == 1
+    finally:
+        await lookup.bookkeeping.drain(2)
+        await process.close()

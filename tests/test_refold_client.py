@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from importlib.metadata import version
 
 import httpx
@@ -331,3 +332,27 @@ async def test_a_rerun_answer_naming_id_as_the_schema_does_is_read(
     new_id = "6a3149efd396207fd24f7aad"
     refold.inject(Fault(status=200, body=json.dumps({"status": "QUEUED", "id": new_id}), endpoint="rerun"))
     assert await client.rerun_execution(api_key_creds(refold), EXEC_ID) == new_id
+
+
+class CountingGate:
+    """A rate limiter that grants every turn at once and counts them."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def acquire(self, key: str, *, again: bool = False) -> float:
+        self.asked += 1
+        return time.monotonic()
+
+
+async def test_a_turn_taken_before_the_call_is_not_asked_for_again(refold: FakeRefold) -> None:
+    refold.add_execution(EXEC_ID, errored_doc(), linked_account_id="acme")
+    gate = CountingGate()
+    async with make_http_client(2.0) as http:
+        client = RefoldClient(http, RetryPolicy(attempts=1), gate)
+        await client.get_execution(api_key_creds(refold), EXEC_ID, admitted_at=time.monotonic())
+        assert gate.asked == 0
+        # One taken long ago has refilled others' budget meanwhile: the call waits in line for its own.
+        await client.get_execution(api_key_creds(refold), EXEC_ID, admitted_at=time.monotonic() - 60)
+        assert gate.asked == 1
+    assert refold.count("get") == 2

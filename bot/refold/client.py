@@ -38,6 +38,7 @@ from bot.refold.errors import (
 )
 from bot.refold.ids import InvalidExecutionId, normalize_execution_id
 from bot.refold.models import Execution
+from bot.refold.place import current_place
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +229,22 @@ class RefoldClient:
         self._rate_limiter = rate_limiter
 
     async def get_execution(
-        self, creds: RefoldCredentials, execution_id: str, linked_account_id: str | None = None
+        self,
+        creds: RefoldCredentials,
+        execution_id: str,
+        linked_account_id: str | None = None,
+        *,
+        admitted_at: float | None = None,
     ) -> Execution:
+        """`admitted_at`: when (time.monotonic()) a rate-limit turn for this call was already taken
+        (in the lookup's round trip before it); the first attempt then asks for none."""
         canonical = normalize_execution_id(execution_id)
         data = await self._call_json(
-            "GET", creds, f"{EXECUTION_PATH}/{quote(canonical, safe='')}", linked_account_id
+            "GET",
+            creds,
+            f"{EXECUTION_PATH}/{quote(canonical, safe='')}",
+            linked_account_id,
+            admitted_at=admitted_at,
         )
         if not isinstance(data, dict):
             raise MalformedResponse("Refold returned an execution that is not a JSON object")
@@ -302,9 +314,10 @@ class RefoldClient:
         params: dict[str, Any] | None = None,
         idempotent: bool = True,
         body: dict[str, Any] | None = None,
+        admitted_at: float | None = None,
     ) -> Any:
         response = await self._send_with_retries(
-            method, creds, path, linked_account_id, params, idempotent, body
+            method, creds, path, linked_account_id, params, idempotent, body, admitted_at
         )
         if not response.content:
             raise MalformedResponse("Refold answered with an empty body", status_code=response.status_code)
@@ -326,6 +339,7 @@ class RefoldClient:
         params: dict[str, Any] | None,
         idempotent: bool = True,
         body: dict[str, Any] | None = None,
+        admitted_at: float | None = None,
     ) -> httpx.Response:
         policy = self._retry
         url = creds.base_url.rstrip("/") + path
@@ -341,13 +355,21 @@ class RefoldClient:
         ):
             with attempt:
                 attempt_no += 1
-                await self._admit(creds.fingerprint)
+                await self._admit(creds.fingerprint, admitted_at if attempt_no == 1 else None)
                 return await self._send_once(method, url, path, headers, params, attempt_no, body)
         raise AssertionError("unreachable: stamina either returns or raises")  # pragma: no cover
 
-    async def _admit(self, key: str) -> None:
+    async def _admit(self, key: str, admitted_at: float | None = None) -> None:
         if self._rate_limiter is None:
             return
+        if admitted_at is not None:
+            if time.monotonic() - admitted_at <= STALE_ADMISSION_SECONDS:
+                place = current_place()
+                if place is not None:
+                    place.granted()
+                return
+            # That turn was never in this process's line: it joins it, behind whoever came meanwhile.
+            log.info("rate-limit turn went stale before its request left; asking again")
         for admission in range(MAX_ADMISSIONS):
             granted = await self._rate_limiter.acquire(key, again=admission > 0)
             late = time.monotonic() - granted

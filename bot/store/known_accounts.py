@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from bot.store import keys
 from bot.store.redis import redis_errors
@@ -18,11 +19,16 @@ class KnownAccounts:
         self._limit = limit
 
     async def remember(self, scope_value: str, scope_id: str, linked_account_id: str) -> None:
-        key = keys.linked_accounts(scope_value, scope_id)
         async with redis_errors(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, {linked_account_id: time.time()})
-            pipe.zremrangebyrank(key, 0, -self._limit - 1)
+            self.remember_in(pipe, scope_value, scope_id, linked_account_id)
             await pipe.execute()
+
+    def remember_in(self, pipe: Pipeline, scope_value: str, scope_id: str, linked_account_id: str) -> None:
+        """Queue the write on `pipe`. The trim needs no transaction around it: whatever runs between
+        the two commands, the trim still leaves the newest `limit`."""
+        key = keys.linked_accounts(scope_value, scope_id)
+        pipe.zadd(key, {linked_account_id: time.time()})
+        pipe.zremrangebyrank(key, 0, -self._limit - 1)
 
     async def recent(self, scope_value: str, scope_id: str) -> list[str]:
         async with redis_errors():

@@ -49,6 +49,16 @@ class TurnTooLate(Exception):
     """The wait for a turn would pass the caller's deadline."""
 
 
+@dataclass(frozen=True)
+class TurnRequest:
+    """A turn to be asked for inside another script's round trip: the limiter's own Lua (its
+    KEYS[1] the state, ARGV as pyrate-limiter's RedisStateStore passes them) and its arguments."""
+
+    key: str
+    lua: str
+    args: list[int | float]
+
+
 @dataclass
 class _Line:
     """One key's callers waiting in this process. asyncio.Lock wakes its waiters first come, first
@@ -117,6 +127,18 @@ class RedisRateLine:
                 ahead(None)
             if line.served == line.issued and self._lines.get(key) is line:
                 del self._lines[key]
+
+    def request(self, key: str, rates: Sequence[Rate]) -> TurnRequest | None:
+        """A turn under `key` for another script to take, or None when it must be waited for here:
+        someone waits in this process's line (they come first), a hold may apply, or Redis is down."""
+        lua = self._algorithm.redis_script()
+        if self.waiting(key) or self._hold_key is not None or self._down or lua is None:
+            return None
+        # RedisStateStore.check's layout: now, weight, the state's lifetime (until the bucket has
+        # drained, doubled), the number of rates, then the algorithm's own arguments.
+        ttl_ms = max(math.ceil(2 * rate.burst * rate.interval / rate.limit) for rate in rates)
+        args = [_now_ms(), 1, ttl_ms, len(rates), *self._algorithm.redis_args(list(rates))]
+        return TurnRequest(self._state_key(key), lua, args)
 
     async def turn(self, key: str, rates: Sequence[Rate], *, deadline: float | None = None) -> float:
         """A turn under `key` without queueing (for a caller already at the head of its line)."""

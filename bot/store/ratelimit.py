@@ -19,7 +19,7 @@ from pyrate_limiter import Duration, Rate
 from bot.refold.errors import RefoldBusy
 from bot.refold.place import current_place
 from bot.store import keys
-from bot.store.rate_lines import RedisRateLine, TurnTooLate
+from bot.store.rate_lines import RedisRateLine, TurnRequest, TurnTooLate
 
 # Refold allows 20/s with a burst of 5, token-bucket style. Requests are admitted here but counted
 # there, after a hop whose delay varies with load (measured: up to ~0.2 s on a busy 2-core host, which
@@ -49,6 +49,12 @@ class RefoldRateLimiter:
     def waiting(self, key: str) -> int:
         """How many requests under `key` wait in this process's line."""
         return self._line.waiting(key)
+
+    def offer(self, key: str) -> TurnRequest | None:
+        """A turn under `key` to be taken in the same round trip as the lookup's cache read and lease
+        (bot/store/executions.py); None when it must be waited for in line (`acquire`). A turn taken
+        that way is handed to the Refold client (`admitted_at`), which then asks for none."""
+        return self._line.request(key, self._rates)
 
     async def acquire(self, key: str, *, again: bool = False) -> float:
         """Wait for a turn under `key`, behind this process's earlier requests for it; return when the

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ValidationError
+from redis.asyncio.client import Pipeline
 
 from bot.store import keys
 from bot.store.redis import redis_errors
@@ -26,11 +27,15 @@ class RecentLookups:
         self._redis = redis
 
     async def add(self, workspace: str, entry: RecentLookup) -> None:
-        key = keys.recent_lookups(workspace)
         async with redis_errors(), self._redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(key, entry.model_dump_json())
-            pipe.ltrim(key, 0, KEEP - 1)
+            self.add_in(pipe, workspace, entry)
             await pipe.execute()
+
+    def add_in(self, pipe: Pipeline, workspace: str, entry: RecentLookup) -> None:
+        """Queue the write on `pipe`, with the lookup's other writes."""
+        key = keys.recent_lookups(workspace)
+        pipe.lpush(key, entry.model_dump_json())
+        pipe.ltrim(key, 0, KEEP - 1)
 
     async def latest(self, workspace: str, count: int = 10) -> list[RecentLookup]:
         """The newest `count` distinct executions, each as last looked up."""

@@ -81,10 +81,11 @@ class JobContext:
         spent means trying again later rather than answering "busy"."""
         try:
             result = await self.lookup.lookup(
-                self.origin.workspace, target.execution_id, target.linked_account_id
+                self.origin.workspace,
+                target.execution_id,
+                target.linked_account_id,
+                user_id=self.origin.user_id or None,
             )
-            if self.origin.user_id:
-                self.lookup.note_lookup(self.origin.workspace, result, self.origin.user_id)
             return Outcome(result, None)
         except BotError as exc:
             detail = f": {exc}" if exc.transient else ""
@@ -103,32 +104,39 @@ class JobContext:
         placeholder that says why (the lookup's place in its workspace's Refold line).
 
         Returns the outcome and whether a placeholder shows, which the answer must then replace.
+        The fetch runs in this task and a timer starts the placeholder: no task hop before the
+        Refold call, which under load is a wait behind every other ready task.
         """
         now = time.time()
+        delay = max(WAITING_NOTE_MIN_SECONDS, (asked_at or now) + WAITING_NOTE_SECONDS - now)
+        loop = asyncio.get_running_loop()
+        note: asyncio.Task[Delivery] | None = None
         with watch_place() as place:
-            fetching = asyncio.create_task(self.fetch(target))
-        try:
-            done, _ = await asyncio.wait(
-                {fetching},
-                timeout=max(WAITING_NOTE_MIN_SECONDS, (asked_at or now) + WAITING_NOTE_SECONDS - now),
-            )
-            if not done:
-                shown = await self.once(
-                    "waiting",
-                    lambda: self.reply.send(
-                        response_type="ephemeral",
-                        text=messages.lookup_waiting(
-                            target.execution_id, place.ahead, with_refold=place.with_refold
-                        ),
-                    ),
+
+            def show_placeholder() -> None:
+                nonlocal note
+                text = messages.lookup_waiting(
+                    target.execution_id, place.ahead, with_refold=place.with_refold
                 )
-                return await fetching, bool(shown)
-            # An earlier run of this job may have shown one.
-            if self.first_attempt or self.deliveries is None:
-                return fetching.result(), False
-            return fetching.result(), await self.deliveries.done(self.interaction, "waiting")
-        finally:
-            fetching.cancel()
+                note = loop.create_task(
+                    self.once("waiting", lambda: self.reply.send(response_type="ephemeral", text=text))
+                )
+
+            timer = loop.call_later(delay, show_placeholder)
+            try:
+                outcome = await self.fetch(target)
+            except BaseException:
+                if note is not None:
+                    note.cancel()
+                raise
+            finally:
+                timer.cancel()
+        if note is not None:
+            return outcome, bool(await note)
+        # An earlier run of this job may have shown one.
+        if self.first_attempt or self.deliveries is None:
+            return outcome, False
+        return outcome, await self.deliveries.done(self.interaction, "waiting")
 
     def card(
         self,
