@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.parse import (
     ALERT_EVENTS,
     AlertsCommand,
+    DigestCommand,
     FoundExecution,
     InvalidCommand,
     LookupCommand,
@@ -164,9 +165,13 @@ def test_hostile_shapes_never_raise() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
+@example("DIGEST")
+@example("search")
 def test_any_command_text_parses_to_something(text: str) -> None:
     result = parse_command(text)
-    assert isinstance(result, LookupCommand | VerbCommand | AlertsCommand | InvalidCommand)
+    assert isinstance(
+        result, LookupCommand | VerbCommand | AlertsCommand | SearchCommand | DigestCommand | InvalidCommand
+    )
     if isinstance(result, LookupCommand):
         assert len(result.execution_id) == 24 and result.execution_id == result.execution_id.lower()
     if isinstance(result, AlertsCommand):
