@@ -12,7 +12,7 @@ from typing import assert_never
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BotError
-from bot.jobs.kinds import EndReason, ReplyTarget, SnoozeEndJob
+from bot.jobs.kinds import SnoozeEndJob
 from bot.parse import AlertsCommand
 from bot.render import alerts as words
 from bot.render.digest import setting_line
@@ -146,26 +146,23 @@ async def _snooze(
         snooze = await alerts.unsnooze_alerts(workspace, route, kind, value, who, now)
         if snooze is None:
             return words.not_snoozed(kind, value)
-        await scheduler.enqueue(_end_job(interaction, route, snooze, "early", who), at=now)
+        end = SnoozeEndJob.ending(
+            interaction.origin,
+            route.route_id,
+            route.channel_id,
+            snooze.snooze_id,
+            snooze.since,
+            "early",
+            ended_by=who,
+        )
+        await scheduler.enqueue(end, at=now)
         return words.unsnoozing(kind, value)
     snooze = await alerts.snooze_alerts(workspace, route, kind, value, who, command.snooze_for, now)
-    await scheduler.enqueue(_end_job(interaction, route, snooze, "time", None), at=snooze.until)
-    return words.snoozed(snooze_view(snooze), channel)
-
-
-def _end_job(
-    interaction: Interaction, route: AlertRoute, snooze: AlertSnooze, reason: EndReason, who: str | None
-) -> SnoozeEndJob:
-    return SnoozeEndJob(
-        origin=interaction.origin,
-        reply=ReplyTarget(channel_id=route.channel_id, ephemeral=False),
-        interaction=f"snooze-end:{route.route_id}:{snooze.snooze_id}:{snooze.since}:{reason}",
-        route_id=route.route_id,
-        snooze_id=snooze.snooze_id,
-        since=snooze.since,
-        reason=reason,
-        ended_by=who,
+    end = SnoozeEndJob.ending(
+        interaction.origin, route.route_id, route.channel_id, snooze.snooze_id, snooze.since, "time"
     )
+    await scheduler.enqueue(end, at=snooze.until)
+    return words.snoozed(snooze_view(snooze), channel)
 
 
 async def _turn_on(
