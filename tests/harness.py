@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -19,13 +20,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import redis as redis_sync
+import redis.asyncio as aioredis
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from bot.refold.credentials import AuthKind
+from bot.slack.clients import workspace_name
 from bot.store import keys
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials
 from bot.store.crypto import Cipher
+from bot.store.slack_pacer import SlackPacer
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "test-signing-secret-8c1f0e"
@@ -384,6 +389,29 @@ def queue_busy(redis_url: str, *, scheduled_before: float = math.inf) -> tuple[i
         client.close()
     # saq's cron keeps the digests' upkeep scheduled for its next slot for good: it is not pending work.
     return queued, active, sum(1 for job in waiting if b":cron:" not in job)
+
+
+def hold_slack_budget(redis_url: str, method: str, seconds: float) -> None:
+    """As after Slack answered `method` 429 with Retry-After `seconds`: the bot's pacer grants no turn
+    under the workspace's budget for it, in any process, until then."""
+
+    async def hold() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            await SlackPacer(client).hold(workspace_name(BOT_TOKEN), method, None, seconds)
+        finally:
+            await client.aclose()
+
+    asyncio.run(hold())
+
+
+def release_slack_budget(redis_url: str, method: str) -> None:
+    """The hold above ended early."""
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        client.delete(keys.slack_hold(f"{workspace_name(BOT_TOKEN)}:{method}"))
+    finally:
+        client.close()
 
 
 def wait_until_quiet(redis_url: str, *, scheduled_before: float = math.inf, timeout: float = 15.0) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import signal
 import time
@@ -33,8 +34,11 @@ from tests.harness import (
     BotServer,
     block_actions,
     connect,
+    hold_slack_budget,
     max_in_window,
+    release_slack_budget,
     wait_for_live_worker,
+    wait_until_quiet,
 )
 from tests.test_e2e_unfurl_home import open_home
 from tests.test_e2e_worker import Workers
@@ -640,6 +644,50 @@ def test_rerun_failed_reruns_each_failed_run_once_within_refolds_rate_through_a_
     per_run = [e for e in entries if e.action == "rerun"]
     assert len(per_run) == 29 and {e.who for e in per_run} == {"U1"}
     assert {e.execution_id for e in per_run} <= {e for e, _ in failed}
+
+
+def scheduled_incident_updates(redis_url: str) -> list[float]:
+    """When the queue's incident updates are due (epoch seconds), as saq keeps them."""
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        return [
+            score
+            for member, score in client.zrange("saq:refold-bot:incomplete", 0, -1, withscores=True)
+            if b":incident:" in member
+        ]
+    finally:
+        client.close()
+
+
+def test_an_incident_update_that_would_wait_for_slacks_budget_moves_to_its_turn_holding_no_worker(
+    bot: BotServer, slack: FakeSlack, refold: FakeRefold, redis_url: str, bot_key: str
+) -> None:
+    route = turn_on(bot, slack, refold, redis_url, bot_key)
+    storm_of_one_cause(bot, refold, route, 2, 2)
+    incident = the_incident(slack, "*2 failed runs*")
+    # Slack said Retry-After for the workspace's chat.update: the hold ends mid-slot, so every update
+    # asked meanwhile lands in the one slot of the turn (slots are 10 s).
+    until = math.ceil((time.time() + 60) / 10) * 10 + 5
+    hold_slack_budget(redis_url, "chat.update", until - time.time())
+    updates_before = len(slack.calls_to("chat.update"))
+    joined = storm_of_one_cause(bot, refold, route, 3, 3)
+    bot.wait_for_background_work()
+    # The update their slot asked for finds the turn 60 s off and moves there; then nothing waits (no
+    # job running or due before the hold ends) and one update stands for the incident.
+    deadline = time.monotonic() + 30
+    while not any(at >= until for at in scheduled_incident_updates(redis_url)):
+        assert time.monotonic() < deadline, "the incident's update never moved to its turn"
+        time.sleep(0.1)
+    wait_until_quiet(redis_url, scheduled_before=until - 10, timeout=30)
+    due = scheduled_incident_updates(redis_url)
+    assert len(due) == 1 and until <= due[0] < until + 10, (due, until)
+    assert len(slack.calls_to("chat.update")) == updates_before
+    assert "*2 failed runs*" in str(the_incident(slack).text)
+    # Slack's budget back (the hold gone), the update's time come: the message shows all five.
+    release_slack_budget(redis_url, "chat.update")
+    bring_forward(redis_url, ":incident:")
+    assert the_incident(slack, "*5 failed runs*", timeout=30).ts == incident.ts
+    slack.wait_for(lambda s: all(e in every_message_text(s) for e, _ in joined), timeout=30)
 
 
 def audit_entries(redis_url: str, workspace: str) -> list[AuditEntry]:

@@ -27,6 +27,7 @@ from tests.harness import (
     BotServer,
     block_actions,
     connect,
+    hold_slack_budget,
     queue_busy,
     wait_for_live_worker,
     wait_until_quiet,
@@ -293,6 +294,24 @@ def test_when_the_response_url_is_spent_updates_go_on_through_chat_update(
     final = updates[-1].args
     blocks = final["blocks"] if isinstance(final["blocks"], list) else json.loads(final["blocks"])
     assert actions_of({"blocks": blocks}) == ["rerun_execution"] and "ERRORED" in final["text"]
+
+
+def test_changes_a_followed_card_would_wait_for_slacks_budget_to_show_are_skipped_and_the_end_shown(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    states = [running_doc(name="Long run", done=d, total=10) for d in range(1, 9)]
+    prepare(refold, redis_url, bot_key, [*states, errored_doc(name="Long run")])
+    # Slack holds the workspace's chat.update for longer than the run has left once the card's five
+    # response_url uses are spent: the changes that would go by chat.update meanwhile wait for nothing.
+    held_until = time.time() + 40
+    hold_slack_budget(redis_url, "chat.update", held_until - time.time())
+    click_follow(bot, slack, "skipped", ephemeral=False)
+    slack.wait_for(lambda s: len(slack.responses_to("skipped")) == 5, timeout=40)
+    slack.wait_for(lambda s: finished_replies(s), timeout=90)
+    # One chat.update, once the hold was over: the final card, not the states it would have waited with.
+    (update,) = slack.calls_to("chat.update")
+    assert update.at >= held_until and "ERRORED" in update.args["text"]
+    assert "a later poll shows it" in bot.logs()
 
 
 def test_a_private_card_keeps_its_last_response_url_use_for_the_final_card(

@@ -146,6 +146,7 @@ class IncidentUpdateJob(JobBase):
     kind: Literal["incident"] = "incident"
     route_id: str
     cause: str
+    deferred: int = 0  # times it moved to a later slot rather than wait for Slack's budget
 
 
 IncidentAction = Literal["rerun", "snooze", "unsnooze", "resolve"]

@@ -99,6 +99,17 @@ class CountingWebClient(AsyncWebClient):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+async def expected_wait(client: AsyncWebClient, method: str, channel: str | None) -> float:
+    """Seconds a `method` call made now would wait for its turn (0 for a client that is not paced),
+    for background work that would rather come back later than hold a worker slot in the line."""
+    if not isinstance(client, CountingWebClient) or client.pacer is None:
+        return 0.0
+    try:
+        return await client.pacer.estimate(workspace_name(client.token), method, channel)
+    except ValueError:
+        return 0.0
+
+
 async def _paced(pacer: SlackPacer, workspace: str, method: str, channel: str | None) -> None:
     try:
         await pacer.turn(workspace, method, channel)

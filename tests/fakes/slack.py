@@ -32,6 +32,7 @@ class SlackCall:
     # What the fake answered; None while the call is still being answered (see `latency`).
     status: int | None = None
     answer: dict[str, Any] | None = None
+    at: float = field(default_factory=time.time)  # when it came in
 
     @property
     def ok(self) -> bool:

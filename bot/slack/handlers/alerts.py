@@ -23,6 +23,7 @@ from bot.render import incident as incident_words
 from bot.render.blocks import Card, CardBudget, FollowMark
 from bot.render.incident import QUIET_AFTER_SECONDS, RUNS_PER_BATCH
 from bot.slack import web_api
+from bot.slack.clients import expected_wait
 from bot.slack.follow_records import derived_follow_id
 from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.following import start_follow
@@ -44,6 +45,10 @@ INCIDENT_UPDATE_SECONDS = 10
 MESSAGE_GRACE_SECONDS = 120.0
 # A quiet incident's message is brought up to date this often until it is resolved.
 QUIET_REVIEW_SECONDS = 5 * 60
+# An update whose chat.update turn is further off than its slot moves to the slot of its turn instead
+# of holding a worker slot in the pacer's line (where, one job per slot, an incident's updates piled
+# up behind each other); past this many moves it waits its turn, so other callers cannot starve it.
+MAX_DEFERRALS = 6
 
 
 async def run_alert(ctx: JobContext, job: AlertJob) -> None:
@@ -339,7 +344,7 @@ async def _route(ctx: JobContext, route_id: str) -> AlertRoute | None:
 
 
 async def schedule_incident_update(
-    ctx: JobContext, job: JobBase, route: AlertRoute, cause: str, at: float = 0.0
+    ctx: JobContext, job: JobBase, route: AlertRoute, cause: str, at: float = 0.0, deferred: int = 0
 ) -> None:
     """One update per incident and slot, however many alerts ask: the queue keeps one job per key, so
     the message is edited at most once a slot."""
@@ -350,6 +355,7 @@ async def schedule_incident_update(
             interaction=f"incident:{route.route_id}:{cause}:{slot}",
             route_id=route.route_id,
             cause=cause,
+            deferred=deferred,
         ),
         every=INCIDENT_UPDATE_SECONDS,
         at=at or time.time(),
@@ -368,6 +374,12 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
     now = time.time()
     if not view.card_ts:
         await _message_missing(ctx, job, route, view, now)
+        return
+    wait = await expected_wait(ctx.client, "chat.update", route.channel_id)
+    if wait > INCIDENT_UPDATE_SECONDS and job.deferred < MAX_DEFERRALS:
+        # Alerts asking meanwhile get jobs that see the same turn and move to the same slot, one job.
+        log.info("an incident's update would wait %.0f s for Slack's budget; moved to then", wait)
+        await schedule_incident_update(ctx, job, route, job.cause, at=now + wait, deferred=job.deferred + 1)
         return
     text, blocks = _message(view, route, job.cause)
     updated = await web_api.update(ctx.client, route.channel_id, view.card_ts, text, blocks=blocks)

@@ -21,6 +21,7 @@ from bot.render import follow as words
 from bot.render.blocks import Card, FollowMark
 from bot.render.errors import describe
 from bot.slack import web_api
+from bot.slack.clients import expected_wait
 from bot.slack.handlers.context import JobContext, RetryLater
 from bot.slack.reply import Reply
 from bot.slack.web_api import Delivery
@@ -164,7 +165,12 @@ async def run_poll(ctx: JobContext, job: PollJob) -> None:
         and not state.told_stale
         and now - state.response_url_at >= RESPONSE_URL_SECONDS - RESPONSE_URL_MARGIN_SECONDS - 60
     )
-    if current != state.fingerprint or stale_soon:
+    if current != state.fingerprint and not stale_soon and await _update_waits(ctx, state, now):
+        # Shown by a later poll, with whatever the run has become by then: a poll waiting in the
+        # pacer's line would hold a worker slot, and a final card (which does wait) come later.
+        log.info("a followed card's update waits for Slack's budget; a later poll shows it")
+        state.unchanged_polls = 0
+    elif current != state.fingerprint or stale_soon:
         note = words.STALE_CARD_NOTE if stale_soon else None
         card = ctx.card(
             result,
@@ -242,6 +248,14 @@ async def _next_poll(ctx: JobContext, follow_id: str, generation: str, seq: int,
         )
     except StoreUnavailable as exc:
         ctx.retry(exc.kind.value)
+
+
+async def _update_waits(ctx: JobContext, state: FollowedCard, now: float) -> bool:
+    """The card's next change would go by chat.update, whose turn is further off than a poll."""
+    if _response_url_usable(state, now, final=False) or state.card.ephemeral or not state.card.channel_id:
+        return False
+    wait = await expected_wait(ctx.client, "chat.update", state.card.channel_id)
+    return wait > ctx.follows.first_poll_seconds
 
 
 def _response_url_usable(state: FollowedCard, now: float, final: bool) -> bool:
