@@ -15,7 +15,8 @@ from bot.refold.credentials import AuthKind, RefoldCredentials, mask_secret
 from bot.render.errors import Surface, describe
 from bot.settings import Settings
 from bot.store.credentials import CredentialStore, Scope, StoredCredentials, credentials_key
-from bot.store.crypto import Cipher
+from bot.store.credentials import credentials_key as credentials_key_of
+from bot.store.crypto import Cipher, InvalidToken
 from bot.store.errors import CorruptCredentials, NotConnected, SessionExpired, StoreUnavailable
 from bot.store.known_accounts import KnownAccounts
 from bot.store.redis import make_redis
@@ -85,6 +86,32 @@ async def test_rotation_old_key_still_decrypts_and_rotate_moves_everything(
         assert (await new_only.load(Scope.TEAM, f"T{i}")).secret.get_secret_value() == f"tk_secret_{i}_abcdef"
     with pytest.raises(CorruptCredentials):
         await CredentialStore(redis_client, Cipher([old])).load(Scope.TEAM, "T0")
+
+
+async def test_records_are_compressed_before_encryption_and_ones_written_uncompressed_still_read(
+    redis_client, credentials_key: str
+) -> None:
+    cipher = Cipher([credentials_key])
+    plain = record().model_dump_json().encode()
+    assert len(plain) >= 128
+    token = cipher.encrypt(plain)
+    assert cipher.decrypt(token) == plain
+    assert len(token) < len(Fernet(credentials_key.encode()).encrypt(plain))
+    # Kept as a newer key rotates it in: still readable, still the same record.
+    newer = Fernet.generate_key().decode()
+    assert Cipher([newer, credentials_key]).decrypt(Cipher([newer, credentials_key]).rotate(token)) == plain
+    # Written by a version that did not compress: read as it is, whether short or long.
+    for old_plain in (b'{"a": 1}', plain):
+        assert cipher.decrypt(Fernet(credentials_key.encode()).encrypt(old_plain)) == old_plain
+    store = CredentialStore(redis_client, cipher)
+    await redis_client.set(
+        credentials_key_of(Scope.TEAM, "T9"), Fernet(credentials_key.encode()).encrypt(plain)
+    )
+    loaded = await store.load(Scope.TEAM, "T9")
+    assert loaded is not None and loaded.linked_account_id == "acme"
+    # The compression marker on something that does not inflate: unreadable, as a corrupt token is.
+    with pytest.raises(InvalidToken):
+        cipher.decrypt(Fernet(credentials_key.encode()).encrypt(b"\x00d1 not deflate"))
 
 
 def test_rotate_keys_cli(redis_url: str) -> None:

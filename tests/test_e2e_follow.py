@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,49 @@ def test_a_followed_run_updates_its_card_until_it_ends_then_tells_the_thread(
     # Nothing after the end: with no poll queued, running or scheduled, nothing is left to reply.
     wait_until_quiet(redis_url)
     assert len(finished_replies(slack)) == 1 and slack.responses_to("follow") == cards
+
+
+def redis_bytes_of_each_follow(redis_url: str) -> list[int]:
+    """What Redis holds for each live follow: its record and its scheduled poll (MEMORY USAGE), and
+    its entries in the live and per-workspace follow sets and the queue's schedule (member and score).
+    Empty while a follow has no poll scheduled yet."""
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        scheduled = client.zrange("saq:refold-bot:incomplete", 0, -1)
+        sizes = []
+        for key in client.scan_iter("refold-bot:follow:*"):
+            follow_id = key.decode().rsplit(":", 1)[1]
+            polls = [m for m in scheduled if follow_id.encode() in m]
+            if len(polls) != 1:
+                return []  # between its start and its first poll's scheduling: asked again
+            (poll,) = polls
+            entries = [
+                member
+                for sorted_set in ["refold-bot:follows-live", *client.scan_iter("refold-bot:follows:*")]
+                for member in client.zrange(sorted_set, 0, -1)
+                if member.decode() == follow_id
+            ]
+            sizes.append(
+                client.memory_usage(key, samples=0)
+                + client.memory_usage(poll, samples=0)
+                + sum(len(member) + 8 for member in [*entries, poll])
+            )
+        return sizes
+    finally:
+        client.close()
+
+
+def test_a_followed_card_costs_redis_under_2_kb_while_it_is_followed(
+    bot: BotServer, refold: FakeRefold, slack: FakeSlack, redis_url: str, bot_key: str
+) -> None:
+    prepare(refold, redis_url, bot_key, [running_doc(name="Nightly sync of every contact", done=1, total=9)])
+    # As long as Slack's (https://hooks.slack.com/actions/T…/<digits>/<24 random>: about 84 characters).
+    key = f"costly-{uuid.uuid4().hex}{uuid.uuid4().hex[:16]}"
+    assert len(slack.response_url(key)) >= 84
+    click_follow(bot, slack, key, ephemeral=False)
+    slack.wait_for(lambda s: len(s.responses_to(key)) == 1, timeout=15)
+    (size,) = slack.wait_for(lambda s: redis_bytes_of_each_follow(redis_url), timeout=15)
+    assert size <= 2048, size
 
 
 def test_ten_clicks_on_follow_make_one_follower(

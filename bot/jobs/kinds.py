@@ -291,6 +291,10 @@ class FollowedCard(BaseModel):
     rerun_of: str | None = None
     shareable: bool = False
 
+    def dumped(self) -> bytes:
+        """As kept between polls: what differs from the defaults (one record per live follow)."""
+        return self.model_dump_json(exclude_defaults=True).encode()
+
 
 AnyJob = Annotated[
     LookupJob

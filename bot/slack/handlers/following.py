@@ -89,7 +89,7 @@ async def run_follow(ctx: JobContext, job: FollowJob) -> None:
     generation = job.interaction
     workspace = job.origin.workspace.label
     if not await ctx.follows.store.start(
-        workspace, job.follow_id, generation, state.model_dump_json().encode(), _record_ttl(ctx)
+        workspace, job.follow_id, generation, state.dumped(), _record_ttl(ctx)
     ):
         current = await ctx.follows.store.load(job.follow_id)
         if current is None or current[0] != generation:
@@ -233,7 +233,8 @@ async def _next_poll(ctx: JobContext, follow_id: str, generation: str, seq: int,
     at = next_poll_at(time.time(), delay, kit.first_poll_seconds)
     poll = PollJob(
         origin=state.origin,
-        reply=state.card,
+        # The card's place is the follow record's (read first thing): not a second copy per poll.
+        reply=ReplyTarget(),
         interaction=f"{follow_id}:{generation[:12]}:{seq}",
         follow_id=follow_id,
         generation=generation,
@@ -243,9 +244,7 @@ async def _next_poll(ctx: JobContext, follow_id: str, generation: str, seq: int,
         # Scheduled first, saved second: a worker dying in between leaves a poll that runs on the
         # state before this one, which only costs an update that may repeat.
         await kit.scheduler.enqueue(poll, at=at)
-        await kit.store.save(
-            follow_id, generation, state.model_dump_json().encode(), _record_ttl(ctx), state.last_seq
-        )
+        await kit.store.save(follow_id, generation, state.dumped(), _record_ttl(ctx), state.last_seq)
     except StoreUnavailable as exc:
         ctx.retry(exc.kind.value)
 
@@ -389,9 +388,7 @@ async def start_follow(
     store, workspace = ctx.follows.store, ctx.workspace.label
     try:
         await store.stop(workspace, follow_id)
-        if not await store.start(
-            workspace, follow_id, generation, state.model_dump_json().encode(), _record_ttl(ctx)
-        ):
+        if not await store.start(workspace, follow_id, generation, state.dumped(), _record_ttl(ctx)):
             return None
         await _next_poll(ctx, follow_id, generation, 1, state)
     except (StoreUnavailable, RetryLater):
