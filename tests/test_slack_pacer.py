@@ -18,6 +18,7 @@ from pyrate_limiter import Duration, Rate
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from bot.store.rate_lines import TurnTooLate
 from bot.store.slack_pacer import Budget, SlackPacer
 from tests.harness import max_in_window
 from tests.redis_process import RedisProcess
@@ -63,6 +64,20 @@ async def test_tiered_methods_share_one_budget_per_workspace_whatever_the_channe
     await asyncio.gather(*(one(i) for i in range(14)))
     assert max_in_window(admitted, 1.0) <= 10 + 2
     assert max_in_window(admitted, 0.02) <= 2
+
+
+async def test_a_turn_that_would_come_past_its_callers_deadline_is_refused_and_spends_nothing(
+    clients: list[aioredis.Redis],
+) -> None:
+    budget = {Budget.TIER_3: [Rate(2, Duration.SECOND, burst=1)]}
+    spender, patient = SlackPacer(clients[0], budget), SlackPacer(clients[1], budget)
+    await spender.turn(WS, "chat.update", None)  # the burst is spent: the next turn is 0.5 s off
+    with pytest.raises(TurnTooLate):
+        await patient.turn(WS, "chat.update", None, deadline=time.monotonic() + 0.1)
+    # Refused, not counted: the next caller's turn is still the one after the first.
+    assert await patient.estimate(WS, "chat.update", None) <= 0.5
+    await patient.turn(WS, "chat.update", None, deadline=time.monotonic() + 2)
+    assert await spender.estimate(WS, "chat.update", None) > 0.1
 
 
 async def test_different_channels_do_not_wait_on_each_other(clients: list[aioredis.Redis]) -> None:

@@ -10,8 +10,9 @@ import contextlib
 import contextvars
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from cachetools import LRUCache
@@ -23,9 +24,11 @@ from bot import metrics
 from bot.jobs.kinds import Origin
 from bot.settings import Settings
 from bot.store.installations import RedisInstallationStore
+from bot.store.rate_lines import TurnTooLate
 from bot.store.slack_pacer import SlackPacer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_CACHED_CLIENTS = 1000
 # A call Slack still answers 429 after pacing (another app on the workspace, an unpublished limit) is
@@ -45,6 +48,32 @@ def channel_of(kwargs: dict[str, Any]) -> str | None:
         if isinstance(args, dict) and isinstance(args.get("channel"), str):
             return str(args["channel"])
     return None
+
+
+class SlackTurnTooLate(Exception):
+    """The call's turn under Slack's limits would come after the caller's `turn_within`: not sent."""
+
+
+# How long this task's Slack calls may wait for their turn (a time.monotonic() deadline); None: as
+# long as it takes.
+_TURN_BY: contextvars.ContextVar[float | None] = contextvars.ContextVar("turn_by", default=None)
+
+
+async def sent_within(
+    client: AsyncWebClient, method: str, channel: str | None, seconds: float, call: Callable[[], Awaitable[T]]
+) -> T | None:
+    """`call`, whose one Slack call is `method` in `channel`, if that call's turn comes within
+    `seconds`; else None, with nothing sent: for background work that would rather come back later
+    than hold a worker slot waiting in the pacer's line."""
+    if await expected_wait(client, method, channel) > seconds:
+        return None
+    token = _TURN_BY.set(time.monotonic() + seconds)
+    try:
+        return await call()
+    except SlackTurnTooLate:
+        return None
+    finally:
+        _TURN_BY.reset(token)
 
 
 # A check to make once a call's turn has come, just before it goes to Slack (see `claimed_on_send`).
@@ -77,7 +106,7 @@ class CountingWebClient(AsyncWebClient):
         workspace, channel = workspace_name(token), channel_of(kwargs)
         for attempt in range(MAX_RATE_LIMITED_RETRIES + 1):
             if self.pacer is not None:
-                await _paced(self.pacer, workspace, api_method, channel)
+                await _paced(self.pacer, workspace, api_method, channel, _TURN_BY.get())
             claim = _ON_SEND.get()
             if claim is not None:
                 _ON_SEND.set(None)
@@ -110,9 +139,13 @@ async def expected_wait(client: AsyncWebClient, method: str, channel: str | None
         return 0.0
 
 
-async def _paced(pacer: SlackPacer, workspace: str, method: str, channel: str | None) -> None:
+async def _paced(
+    pacer: SlackPacer, workspace: str, method: str, channel: str | None, deadline: float | None
+) -> None:
     try:
-        await pacer.turn(workspace, method, channel)
+        await pacer.turn(workspace, method, channel, deadline=deadline)
+    except TurnTooLate:
+        raise SlackTurnTooLate(method) from None
     except ValueError:
         # A channel argument no budget can be named after (never expected): sent unpaced, not lost.
         log.warning("a %s call could not be paced: its channel argument is not an ID", method)

@@ -34,8 +34,9 @@ Slack's first 429, which `hold` then honours. A new method belongs in the table.
 Budgets sit a little under Slack's, because a turn is counted here when granted but by Slack when the
 request lands, after a hop whose delay varies (see REFOLD_RATES in ratelimit.py for the measurement).
 
-`turn` never refuses: nothing is dropped. A caller that would rather merge its work (one summary instead
-of ten cards) asks `estimate` or `waiting` first and decides.
+`turn` never refuses unless its caller gave a deadline: nothing is dropped. A caller that would rather
+merge its work (one summary instead of ten cards), or come back later than hold a worker slot in the
+line, asks `estimate` first, or passes a deadline and hears TurnTooLate.
 
 When Slack answers 429 anyway (another app on the workspace, a limit Slack does not publish), the caller
 passes its Retry-After to `hold`: every process then waits until it has passed before its next turn
@@ -127,9 +128,13 @@ class SlackPacer:
         _check(channel, _NAME, "channel")
         return f"{workspace}:{method}:{channel}"
 
-    async def turn(self, workspace: str, method: str, channel: str | None) -> None:
-        """Wait, behind this process's earlier calls under the same budget, until the call may go."""
-        await self._line.take(self.key(workspace, method, channel), self._rates(method))
+    async def turn(
+        self, workspace: str, method: str, channel: str | None, *, deadline: float | None = None
+    ) -> None:
+        """Wait, behind this process's earlier calls under the same budget, until the call may go.
+        Raise TurnTooLate when the turn would come past `deadline` (time.monotonic()): nothing is
+        counted, the caller does its work later."""
+        await self._line.take(self.key(workspace, method, channel), self._rates(method), deadline=deadline)
 
     async def hold(self, workspace: str, method: str, channel: str | None, retry_after: float) -> None:
         """Slack said Retry-After: no process takes a turn under this budget for `retry_after` s."""

@@ -8,6 +8,7 @@ recorded as sent (`ctx.once`), so a job run again after its worker died repeats 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from bot.render import incident as incident_words
 from bot.render.blocks import Card, CardBudget, FollowMark
 from bot.render.incident import QUIET_AFTER_SECONDS, RUNS_PER_BATCH
 from bot.slack import web_api
-from bot.slack.clients import expected_wait
+from bot.slack.clients import expected_wait, sent_within
 from bot.slack.follow_records import derived_follow_id
 from bot.slack.handlers.context import JobContext
 from bot.slack.handlers.following import start_follow
@@ -47,8 +48,9 @@ MESSAGE_GRACE_SECONDS = 120.0
 QUIET_REVIEW_SECONDS = 5 * 60
 # An update whose chat.update turn is further off than its slot moves to the slot of its turn instead
 # of holding a worker slot in the pacer's line (where, one job per slot, an incident's updates piled
-# up behind each other); past this many moves it waits its turn, so other callers cannot starve it.
-MAX_DEFERRALS = 6
+# up behind each other). Each move lets the next try wait a slot longer, up to this, so callers that
+# always wait (final cards) cannot starve it, and no try outlasts the job's timeout.
+MAX_TURN_WAIT_SECONDS = 60
 
 
 async def run_alert(ctx: JobContext, job: AlertJob) -> None:
@@ -375,15 +377,23 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
     if not view.card_ts:
         await _message_missing(ctx, job, route, view, now)
         return
-    wait = await expected_wait(ctx.client, "chat.update", route.channel_id)
-    if wait > INCIDENT_UPDATE_SECONDS and job.deferred < MAX_DEFERRALS:
-        # Alerts asking meanwhile get jobs that see the same turn and move to the same slot, one job.
-        log.info("an incident's update would wait %.0f s for Slack's budget; moved to then", wait)
-        await schedule_incident_update(ctx, job, route, job.cause, at=now + wait, deferred=job.deferred + 1)
-        return
     text, blocks = _message(view, route, job.cause)
-    updated = await web_api.update(ctx.client, route.channel_id, view.card_ts, text, blocks=blocks)
-    if not updated:
+    patience = min(INCIDENT_UPDATE_SECONDS * (1 + job.deferred), MAX_TURN_WAIT_SECONDS)
+    updated = await sent_within(
+        ctx.client,
+        "chat.update",
+        route.channel_id,
+        patience,
+        lambda: web_api.update(ctx.client, route.channel_id, view.card_ts, text, blocks=blocks),
+    )
+    if updated is None:
+        wait = max(await expected_wait(ctx.client, "chat.update", route.channel_id), INCIDENT_UPDATE_SECONDS)
+        # Alerts asking meanwhile get jobs that see the same turn and move to the same slot, one job.
+        log.info("an incident's update would wait %.0f s or more for Slack's budget; moved to then", wait)
+        await schedule_incident_update(
+            ctx, job, route, job.cause, at=time.time() + wait, deferred=job.deferred + 1
+        )
+    elif not updated:
         log.warning("an incident's message could not be updated (%s)", updated.error)
         ctx.retry_if_transient(updated)
     if view.snoozed(now):
@@ -391,7 +401,10 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
         assert view.snooze is not None
         await schedule_incident_update(ctx, job, route, job.cause, at=view.snooze.until + 1)
     else:
-        await _sync_thread(ctx, job, route, view, now)
+        # New runs' lines go out even while the message waits: chat.postMessage has its own budget.
+        await _sync_thread(ctx, job, route, view, now, patience)
+    if updated is None:
+        return
     if view.state == "open" and now < view.last_seen + RESOLVE_SECONDS:
         # Quiet incidents change too ("quiet for 10 min", then resolved): looked at again until then.
         later = (
@@ -405,7 +418,12 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
 
 
 async def _sync_thread(
-    ctx: JobContext, job: IncidentUpdateJob, route: AlertRoute, view: IncidentView, now: float
+    ctx: JobContext,
+    job: IncidentUpdateJob,
+    route: AlertRoute,
+    view: IncidentView,
+    now: float,
+    patience: float,
 ) -> None:
     """Post the thread's batches not posted yet and edit the one that grew. A posted batch not yet full
     is edited once it fills or its cause pauses (no failure for a slot), so a storm fills batches
@@ -436,7 +454,17 @@ async def _sync_thread(
                     ctx.client, route.channel_id, text, blocks=blocks, thread_ts=view.card_ts
                 )
             case "update":
-                sent = await web_api.update(ctx.client, route.channel_id, ts, text, blocks=blocks)
+                edited = await sent_within(
+                    ctx.client,
+                    "chat.update",
+                    route.channel_id,
+                    patience,
+                    functools.partial(web_api.update, ctx.client, route.channel_id, ts, text, blocks=blocks),
+                )
+                if edited is None:
+                    again = True  # edited by a later update, when Slack's budget allows
+                    continue
+                sent = edited
             case _:
                 assert_never(turn)
         if not sent:

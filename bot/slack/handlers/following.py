@@ -21,7 +21,7 @@ from bot.render import follow as words
 from bot.render.blocks import Card, FollowMark
 from bot.render.errors import describe
 from bot.slack import web_api
-from bot.slack.clients import expected_wait
+from bot.slack.clients import sent_within
 from bot.slack.handlers.context import JobContext, RetryLater
 from bot.slack.reply import Reply
 from bot.slack.web_api import Delivery
@@ -102,7 +102,7 @@ async def run_follow(ctx: JobContext, job: FollowJob) -> None:
         shown = await _show_once(ctx, job, card)
         state.response_url_uses = 1 if shown else 0
     else:
-        state = await _update_card(ctx, state, card, final=False)
+        state, _ = await _update_card(ctx, state, card, final=False, patient=True)
     await _next_poll(ctx, job.follow_id, generation, 1, state)
     log.info(
         "following %s (every %.0f s at first)", state.target.execution_id, ctx.follows.first_poll_seconds
@@ -165,12 +165,7 @@ async def run_poll(ctx: JobContext, job: PollJob) -> None:
         and not state.told_stale
         and now - state.response_url_at >= RESPONSE_URL_SECONDS - RESPONSE_URL_MARGIN_SECONDS - 60
     )
-    if current != state.fingerprint and not stale_soon and await _update_waits(ctx, state, now):
-        # Shown by a later poll, with whatever the run has become by then: a poll waiting in the
-        # pacer's line would hold a worker slot, and a final card (which does wait) come later.
-        log.info("a followed card's update waits for Slack's budget; a later poll shows it")
-        state.unchanged_polls = 0
-    elif current != state.fingerprint or stale_soon:
+    if current != state.fingerprint or stale_soon:
         note = words.STALE_CARD_NOTE if stale_soon else None
         card = ctx.card(
             result,
@@ -179,10 +174,12 @@ async def run_poll(ctx: JobContext, job: PollJob) -> None:
             rerun_of=state.rerun_of,
             note=note,
         )
-        state = await _update_card(ctx, state, card, final=stale_soon)
+        state, shown = await _update_card(ctx, state, card, final=stale_soon)
         if stale_soon:
             state.told_stale = state.response_url_dead = True
-        state.fingerprint, state.unchanged_polls = current, 0
+        if shown:  # else the next poll shows the run as it is then
+            state.fingerprint = current
+        state.unchanged_polls = 0
     else:
         state.unchanged_polls += 1
     state.failed_polls = 0
@@ -249,14 +246,6 @@ async def _next_poll(ctx: JobContext, follow_id: str, generation: str, seq: int,
         ctx.retry(exc.kind.value)
 
 
-async def _update_waits(ctx: JobContext, state: FollowedCard, now: float) -> bool:
-    """The card's next change would go by chat.update, whose turn is further off than a poll."""
-    if _response_url_usable(state, now, final=False) or state.card.ephemeral or not state.card.channel_id:
-        return False
-    wait = await expected_wait(ctx.client, "chat.update", state.card.channel_id)
-    return wait > ctx.follows.first_poll_seconds
-
-
 def _response_url_usable(state: FollowedCard, now: float, final: bool) -> bool:
     if state.response_url_dead or not state.card.response_url:
         return False
@@ -267,41 +256,58 @@ def _response_url_usable(state: FollowedCard, now: float, final: bool) -> bool:
     return state.response_url_uses < limit
 
 
-async def _update_card(ctx: JobContext, state: FollowedCard, card: Card, *, final: bool) -> FollowedCard:
-    """Replace the followed card: response_url while it lasts, then chat.update, else say so once."""
+async def _update_card(
+    ctx: JobContext, state: FollowedCard, card: Card, *, final: bool, patient: bool = False
+) -> tuple[FollowedCard, bool]:
+    """Replace the followed card: response_url while it lasts, then chat.update, else say so once.
+    False: a later poll is to show it (Slack failed for a moment; or, unless `final` or `patient`,
+    chat.update's turn is further off than a poll: a worker slot is not held waiting in the pacer's
+    line, and final cards, which wait, go first)."""
     now = time.time()
     body: dict[str, Any] = {"replace_original": True, "text": card.text, "blocks": card.blocks}
     if _response_url_usable(state, now, final):
         state.response_url_uses += 1
         delivery = await Reply(ctx.http, ctx.client, state.card).via_response_url(body)
         if delivery:
-            return state
+            return state, True
         if not delivery.transient:
             log.info("a followed card's response_url is spent; going on with chat.update")
             state.response_url_dead = True
-    updated = await _chat_update(ctx, state, card)
+    patience = None if final or patient else ctx.follows.first_poll_seconds
+    updated = await _chat_update(ctx, state, card, patience)
+    if updated is None:
+        log.info("a followed card's update would wait for Slack's budget; a later poll shows it")
+        return state, False
     if updated:
-        return state
+        return state, True
     if updated.transient:
         if final:
             ctx.retry_unless_final("slack")
-        return state  # the next poll tries again
+        return state, False
     if not state.told_stale:
         state.told_stale = True
         text = words.CANT_UPDATE.format(execution=state.target.execution_id)
         await ctx.once("cant-update", lambda: _tell(ctx, state, text, privately=True))
-    return state
+    return state, True  # nothing more can change it
 
 
-async def _chat_update(ctx: JobContext, state: FollowedCard, card: Card) -> Delivery:
+async def _chat_update(
+    ctx: JobContext, state: FollowedCard, card: Card, patience: float | None
+) -> Delivery | None:
+    """None: its turn would come later than `patience` seconds (nothing sent)."""
     where = state.card
     if where.ephemeral or not where.channel_id or not where.message_ts or state.chat_update_dead:
         return Delivery(False)
-    updated = await web_api.update(
-        ctx.client, where.channel_id, where.message_ts, card.text, blocks=card.blocks
+    channel, ts = where.channel_id, where.message_ts
+
+    async def edit() -> Delivery:
+        return await web_api.update(ctx.client, channel, ts, card.text, blocks=card.blocks)
+
+    updated = await (
+        edit() if patience is None else sent_within(ctx.client, "chat.update", channel, patience, edit)
     )
-    if updated or updated.transient:
-        if not updated:
+    if updated is None or updated or updated.transient:
+        if updated is not None and not updated:
             log.warning("chat.update of a followed card failed (%s); next poll tries again", updated.error)
         return updated
     log.warning("chat.update cannot change the followed card (%s)", updated.error)
