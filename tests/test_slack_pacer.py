@@ -80,6 +80,22 @@ async def test_a_turn_that_would_come_past_its_callers_deadline_is_refused_and_s
     assert await spender.estimate(WS, "chat.update", None) > 0.1
 
 
+async def test_a_caller_behind_a_long_wait_in_its_own_process_gives_up_at_its_deadline_not_after_it(
+    clients: list[aioredis.Redis],
+) -> None:
+    pacer = SlackPacer(clients[0], {Budget.TIER_3: [Rate(2, Duration.SECOND, burst=1)]})
+    await pacer.hold(WS, "chat.update", None, 3)  # as after a 429 with Retry-After 3
+    first = asyncio.create_task(pacer.turn(WS, "chat.update", None))  # waits as long as it takes
+    await asyncio.sleep(0.05)
+    assert pacer.waiting(WS, "chat.update", None) == 1
+    with pytest.raises(TurnTooLate):
+        await pacer.turn(WS, "chat.update", None, deadline=time.monotonic() + 0.3)
+    # Given up while the caller ahead still waited: not after that caller's turn came.
+    assert not first.done()
+    assert pacer.waiting(WS, "chat.update", None) == 1
+    await first
+
+
 async def test_different_channels_do_not_wait_on_each_other(clients: list[aioredis.Redis]) -> None:
     pacer = SlackPacer(clients[0], {Budget.PER_CHANNEL: [Rate(1, Duration.SECOND, burst=1)]})
     await pacer.turn(WS, "chat.postMessage", "C1")

@@ -51,7 +51,7 @@ def channel_of(kwargs: dict[str, Any]) -> str | None:
 
 
 class SlackTurnTooLate(Exception):
-    """The call's turn under Slack's limits would come after the caller's `turn_within`: not sent."""
+    """The call's turn under Slack's limits would come after the deadline `sent_within` set: not sent."""
 
 
 # How long this task's Slack calls may wait for their turn (a time.monotonic() deadline); None: as

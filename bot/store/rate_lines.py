@@ -69,6 +69,20 @@ class _Line:
     served: int = 0  # callers that left the line (granted, refused or cancelled)
 
 
+async def _enter(lock: asyncio.Lock, deadline: float | None) -> None:
+    """Take the line's lock, or raise TurnTooLate once `deadline` passes: the callers ahead may wait
+    far longer than their number suggests (other processes take turns from the same budget)."""
+    if deadline is None:
+        await lock.acquire()
+        return
+    try:
+        # A cancelled acquire leaves the lock to the next in line (asyncio.Lock's own guarantee), and
+        # one that got the lock as the time ran out returns it rather than raising.
+        await asyncio.wait_for(lock.acquire(), max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise TurnTooLate from None
+
+
 class RedisRateLine:
     """Turns under string keys; `state_key` and `hold_key` name their Redis keys (never a secret).
 
@@ -109,7 +123,8 @@ class RedisRateLine:
         """Wait in `key`'s line, then for a turn; return when it was granted (time.monotonic()).
 
         `ahead`, when given, is told how to count the callers before this one while it waits, 0 once
-        it heads the line, and None when it leaves. Raise TurnTooLate past `deadline` (monotonic).
+        it heads the line, and None when it leaves. Raise TurnTooLate past `deadline` (monotonic),
+        whether still in the line or waiting for the turn.
         """
         line = self._lines.setdefault(key, _Line())
         line.issued += 1
@@ -117,10 +132,13 @@ class RedisRateLine:
         if ahead is not None:
             ahead(lambda: max(0, ticket - line.served - 1))
         try:
-            async with line.lock:
+            await _enter(line.lock, deadline)
+            try:
                 if ahead is not None:
                     ahead(lambda: 0)
                 return await self.turn(key, rates, deadline=deadline)
+            finally:
+                line.lock.release()
         finally:
             line.served += 1
             if ahead is not None:
