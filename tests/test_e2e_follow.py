@@ -346,16 +346,21 @@ def test_changes_a_followed_card_would_wait_for_slacks_budget_to_show_are_skippe
     states = [running_doc(name="Long run", done=d, total=10) for d in range(1, 9)]
     prepare(refold, redis_url, bot_key, [*states, errored_doc(name="Long run")])
     # Slack holds the workspace's chat.update for longer than the run has left once the card's five
-    # response_url uses are spent: the changes that would go by chat.update meanwhile wait for nothing.
-    held_until = time.time() + 40
+    # response_url uses are spent, and longer than a final card waits (a minute): the changes that
+    # would go by chat.update meanwhile, the end included, wait for nothing; later polls try again.
+    held_until = time.time() + 80
     hold_slack_budget(redis_url, "chat.update", held_until - time.time())
     click_follow(bot, slack, "skipped", ephemeral=False)
     slack.wait_for(lambda s: len(slack.responses_to("skipped")) == 5, timeout=40)
-    slack.wait_for(lambda s: finished_replies(s), timeout=90)
-    # One chat.update, once the hold was over: the final card, not the states it would have waited with.
+    slack.wait_for(lambda s: finished_replies(s), timeout=150)
+    # One chat.update, once the hold was over: the final card, not the states it would have waited with;
+    # and the person told once.
     (update,) = slack.calls_to("chat.update")
     assert update.at >= held_until and "ERRORED" in update.args["text"]
     assert "a later poll shows it" in bot.logs()
+    assert "final card is not shown yet; the next poll tries again" in bot.logs()
+    wait_until_quiet(redis_url)
+    assert len(finished_replies(slack)) == 1
 
 
 def test_a_private_card_keeps_its_last_response_url_use_for_the_final_card(

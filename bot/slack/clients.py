@@ -65,7 +65,7 @@ async def sent_within(
     """`call`, whose one Slack call is `method` in `channel`, if that call's turn comes within
     `seconds`; else None, with nothing sent: for background work that would rather come back later
     than hold a worker slot waiting in the pacer's line."""
-    if await expected_wait(client, method, channel) > seconds:
+    if seconds <= 0 or await expected_wait(client, method, channel) > seconds:
         return None
     token = _TURN_BY.set(time.monotonic() + seconds)
     try:

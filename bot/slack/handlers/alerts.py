@@ -379,6 +379,8 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
         return
     text, blocks = _message(view, route, job.cause)
     patience = min(INCIDENT_UPDATE_SECONDS * (1 + job.deferred), MAX_TURN_WAIT_SECONDS)
+    # One allowance for every edit of this job, the message's and the thread's, not one each.
+    until = time.monotonic() + patience
     updated = await sent_within(
         ctx.client,
         "chat.update",
@@ -402,7 +404,7 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
         await schedule_incident_update(ctx, job, route, job.cause, at=view.snooze.until + 1)
     else:
         # New runs' lines go out even while the message waits: chat.postMessage has its own budget.
-        await _sync_thread(ctx, job, route, view, now, patience)
+        await _sync_thread(ctx, job, route, view, now, until)
     if updated is None:
         return
     if view.state == "open" and now < view.last_seen + RESOLVE_SECONDS:
@@ -423,7 +425,7 @@ async def _sync_thread(
     route: AlertRoute,
     view: IncidentView,
     now: float,
-    patience: float,
+    until: float,
 ) -> None:
     """Post the thread's batches not posted yet and edit the one that grew. A posted batch not yet full
     is edited once it fills or its cause pauses (no failure for a slot), so a storm fills batches
@@ -458,7 +460,7 @@ async def _sync_thread(
                     ctx.client,
                     "chat.update",
                     route.channel_id,
-                    patience,
+                    until - time.monotonic(),
                     functools.partial(web_api.update, ctx.client, route.channel_id, ts, text, blocks=blocks),
                 )
                 if edited is None:

@@ -36,6 +36,9 @@ RESPONSE_URL_SECONDS = 30 * 60
 # A response_url is not used this close to Slack's 30 minutes: a late use could find it just expired.
 RESPONSE_URL_MARGIN_SECONDS = 120
 RECORD_GRACE_SECONDS = 3600
+# A final card (or a follow's first) waits this long at most for its chat.update turn, well within the
+# job's timeout; past it, a later poll tries again, so a spent budget never times a poll out.
+LONG_TURN_WAIT_SECONDS = 60.0
 
 
 def _record_ttl(ctx: JobContext) -> int:
@@ -192,7 +195,12 @@ async def _finish(
     """The final card (no Refresh, no Follow), then one reply to the person who asked."""
     execution = result.execution
     card = ctx.card(result, shareable=state.shareable, rerun_of=state.rerun_of)
-    await _update_card(ctx, state, card, final=True)
+    state, shown = await _update_card(ctx, state, card, final=True)
+    if not shown:
+        # Its turn too far off (or Slack away on the job's last attempt): the next poll shows the end.
+        log.info("a followed run's final card is not shown yet; the next poll tries again")
+        await _next_poll(ctx, job.follow_id, job.generation, job.seq + 1, state)
+        return
     failing = execution.failing_nodes
     text = words.finished(
         state.requester,
@@ -260,9 +268,9 @@ async def _update_card(
     ctx: JobContext, state: FollowedCard, card: Card, *, final: bool, patient: bool = False
 ) -> tuple[FollowedCard, bool]:
     """Replace the followed card: response_url while it lasts, then chat.update, else say so once.
-    False: a later poll is to show it (Slack failed for a moment; or, unless `final` or `patient`,
-    chat.update's turn is further off than a poll: a worker slot is not held waiting in the pacer's
-    line, and final cards, which wait, go first)."""
+    False: a later poll is to show it (Slack failed for a moment; or chat.update's turn is further off
+    than a poll, or for `final` and `patient` ones LONG_TURN_WAIT_SECONDS: a worker slot is not held
+    waiting in the pacer's line, and final cards, which wait longer, go first)."""
     now = time.time()
     body: dict[str, Any] = {"replace_original": True, "text": card.text, "blocks": card.blocks}
     if _response_url_usable(state, now, final):
@@ -273,7 +281,7 @@ async def _update_card(
         if not delivery.transient:
             log.info("a followed card's response_url is spent; going on with chat.update")
             state.response_url_dead = True
-    patience = None if final or patient else ctx.follows.first_poll_seconds
+    patience = LONG_TURN_WAIT_SECONDS if final or patient else ctx.follows.first_poll_seconds
     updated = await _chat_update(ctx, state, card, patience)
     if updated is None:
         log.info("a followed card's update would wait for Slack's budget; a later poll shows it")
@@ -291,9 +299,7 @@ async def _update_card(
     return state, True  # nothing more can change it
 
 
-async def _chat_update(
-    ctx: JobContext, state: FollowedCard, card: Card, patience: float | None
-) -> Delivery | None:
+async def _chat_update(ctx: JobContext, state: FollowedCard, card: Card, patience: float) -> Delivery | None:
     """None: its turn would come later than `patience` seconds (nothing sent)."""
     where = state.card
     if where.ephemeral or not where.channel_id or not where.message_ts or state.chat_update_dead:
@@ -303,9 +309,7 @@ async def _chat_update(
     async def edit() -> Delivery:
         return await web_api.update(ctx.client, channel, ts, card.text, blocks=card.blocks)
 
-    updated = await (
-        edit() if patience is None else sent_within(ctx.client, "chat.update", channel, patience, edit)
-    )
+    updated = await sent_within(ctx.client, "chat.update", channel, patience, edit)
     if updated is None or updated or updated.transient:
         if updated is not None and not updated:
             log.warning("chat.update of a followed card failed (%s); next poll tries again", updated.error)
