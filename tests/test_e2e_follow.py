@@ -30,6 +30,7 @@ from tests.harness import (
     connect,
     hold_slack_budget,
     queue_busy,
+    release_slack_budget,
     wait_for_live_worker,
     wait_until_quiet,
 )
@@ -345,22 +346,25 @@ def test_changes_a_followed_card_would_wait_for_slacks_budget_to_show_are_skippe
 ) -> None:
     states = [running_doc(name="Long run", done=d, total=10) for d in range(1, 9)]
     prepare(refold, redis_url, bot_key, [*states, errored_doc(name="Long run")])
-    # Slack holds the workspace's chat.update for longer than the run has left once the card's five
-    # response_url uses are spent, and longer than a final card waits (a minute): the changes that
-    # would go by chat.update meanwhile, the end included, wait for nothing; later polls try again.
-    held_until = time.time() + 80
-    hold_slack_budget(redis_url, "chat.update", held_until - time.time())
+    # Slack holds the workspace's chat.update (a long Retry-After) through the run's last changes and
+    # its end, once the card's five response_url uses are spent: nothing that would go by chat.update
+    # waits for it, the final card included (a minute at most); later polls try again.
+    hold_slack_budget(redis_url, "chat.update", 600)
     click_follow(bot, slack, "skipped", ephemeral=False)
     slack.wait_for(lambda s: len(slack.responses_to("skipped")) == 5, timeout=40)
-    slack.wait_for(lambda s: finished_replies(s), timeout=150)
-    # One chat.update, once the hold was over: the final card, not the states it would have waited with;
-    # and the person told once.
+    slack.wait_for(
+        lambda s: "final card is not shown yet; the next poll tries again" in bot.logs(), timeout=60
+    )
+    assert "a later poll shows it" in bot.logs()  # the changes before the end
+    assert not slack.calls_to("chat.update") and not finished_replies(slack)
+    # Slack's budget back: the next poll shows the end, once, and the person is told, once.
+    released_at = time.time()
+    release_slack_budget(redis_url, "chat.update")
+    slack.wait_for(lambda s: finished_replies(s), timeout=30)
     (update,) = slack.calls_to("chat.update")
-    assert update.at >= held_until and "ERRORED" in update.args["text"]
-    assert "a later poll shows it" in bot.logs()
-    assert "final card is not shown yet; the next poll tries again" in bot.logs()
+    assert update.at >= released_at and "ERRORED" in update.args["text"]
     wait_until_quiet(redis_url)
-    assert len(finished_replies(slack)) == 1
+    assert len(finished_replies(slack)) == 1 and len(slack.calls_to("chat.update")) == 1
 
 
 def test_a_private_card_keeps_its_last_response_url_use_for_the_final_card(
