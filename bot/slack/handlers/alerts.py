@@ -49,7 +49,7 @@ QUIET_REVIEW_SECONDS = 5 * 60
 # An update whose chat.update turn is further off than its slot moves to the slot of its turn instead
 # of holding a worker slot in the pacer's line (where, one job per slot, an incident's updates piled
 # up behind each other). Each move lets the next try wait a slot longer, up to this, so callers that
-# always wait (final cards) cannot starve it, and no try outlasts the job's timeout.
+# wait longer (final cards, a minute) cannot starve it, and no try outlasts the job's timeout.
 MAX_TURN_WAIT_SECONDS = 60
 
 
