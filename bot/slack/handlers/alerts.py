@@ -377,15 +377,23 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
     if not view.card_ts:
         await _message_missing(ctx, job, route, view, now)
         return
-    text, blocks = _message(view, route, job.cause)
     patience = min(INCIDENT_UPDATE_SECONDS * (1 + job.deferred), MAX_TURN_WAIT_SECONDS)
-    # One allowance for every edit of this job, the message's and the thread's, not one each.
+    # One allowance for every edit of this job, the thread's and the message's, not one each.
     until = time.monotonic() + patience
+    if view.snoozed(now):
+        # Counted on the message, nothing posted: the thread catches up when the snooze ends.
+        assert view.snooze is not None
+        await schedule_incident_update(ctx, job, route, job.cause, at=view.snooze.until + 1)
+    else:
+        # The thread first: a run's line is how a person reaches it, the message only counts it; its
+        # new lines go out whatever chat.update's budget (chat.postMessage has its own).
+        await _sync_thread(ctx, job, route, view, now, until)
+    text, blocks = _message(view, route, job.cause)
     updated = await sent_within(
         ctx.client,
         "chat.update",
         route.channel_id,
-        patience,
+        until - time.monotonic(),
         lambda: web_api.update(ctx.client, route.channel_id, view.card_ts, text, blocks=blocks),
     )
     if updated is None:
@@ -395,18 +403,10 @@ async def run_incident_update(ctx: JobContext, job: IncidentUpdateJob) -> None:
         await schedule_incident_update(
             ctx, job, route, job.cause, at=time.time() + wait, deferred=job.deferred + 1
         )
-    elif not updated:
+        return
+    if not updated:
         log.warning("an incident's message could not be updated (%s)", updated.error)
         ctx.retry_if_transient(updated)
-    if view.snoozed(now):
-        # Counted on the message, nothing posted: the thread catches up when the snooze ends.
-        assert view.snooze is not None
-        await schedule_incident_update(ctx, job, route, job.cause, at=view.snooze.until + 1)
-    else:
-        # New runs' lines go out even while the message waits: chat.postMessage has its own budget.
-        await _sync_thread(ctx, job, route, view, now, until)
-    if updated is None:
-        return
     if view.state == "open" and now < view.last_seen + RESOLVE_SECONDS:
         # Quiet incidents change too ("quiet for 10 min", then resolved): looked at again until then.
         later = (
