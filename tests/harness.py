@@ -14,13 +14,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import redis as redis_sync
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
@@ -395,23 +395,27 @@ def hold_slack_budget(redis_url: str, method: str, seconds: float) -> None:
     """As after Slack answered `method` 429 with Retry-After `seconds`: the bot's pacer grants no turn
     under the workspace's budget for it, in any process, until then."""
 
-    async def hold() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        try:
-            await SlackPacer(client).hold(workspace_name(BOT_TOKEN), method, None, seconds)
-        finally:
-            await client.aclose()
+    async def hold(pacer: SlackPacer, _: aioredis.Redis) -> None:
+        await pacer.hold(workspace_name(BOT_TOKEN), method, None, seconds)
 
-    asyncio.run(hold())
+    asyncio.run(_with_pacer(redis_url, hold))
 
 
 def release_slack_budget(redis_url: str, method: str) -> None:
     """The hold above ended early."""
-    client = redis_sync.Redis.from_url(redis_url)
+
+    async def release(pacer: SlackPacer, client: aioredis.Redis) -> None:
+        await client.delete(keys.slack_hold(pacer.key(workspace_name(BOT_TOKEN), method, None)))
+
+    asyncio.run(_with_pacer(redis_url, release))
+
+
+async def _with_pacer(redis_url: str, use: Callable[[SlackPacer, aioredis.Redis], Awaitable[None]]) -> None:
+    client = aioredis.Redis.from_url(redis_url)
     try:
-        client.delete(keys.slack_hold(f"{workspace_name(BOT_TOKEN)}:{method}"))
+        await use(SlackPacer(client), client)
     finally:
-        client.close()
+        await client.aclose()
 
 
 def wait_until_quiet(redis_url: str, *, scheduled_before: float = math.inf, timeout: float = 15.0) -> None:

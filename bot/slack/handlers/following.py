@@ -310,9 +310,10 @@ async def _chat_update(ctx: JobContext, state: FollowedCard, card: Card, patienc
         return await web_api.update(ctx.client, channel, ts, card.text, blocks=card.blocks)
 
     updated = await sent_within(ctx.client, "chat.update", channel, patience, edit)
-    if updated is None or updated or updated.transient:
-        if updated is not None and not updated:
-            log.warning("chat.update of a followed card failed (%s); next poll tries again", updated.error)
+    if updated is None or updated:
+        return updated
+    if updated.transient:
+        log.warning("chat.update of a followed card failed (%s); next poll tries again", updated.error)
         return updated
     log.warning("chat.update cannot change the followed card (%s)", updated.error)
     state.chat_update_dead = True
